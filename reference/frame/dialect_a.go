@@ -1,0 +1,103 @@
+package frame
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// A is the mpp-rs dialect: frames tagged by "type", challenge sent in-band by
+// the server, flat needVoucher fields (ws-dialects.md §1.1).
+var A Dialect = dialectA{}
+
+type dialectA struct{}
+
+var schemaA = []Spec{
+	{Tag: "credential", Kind: KindCredential, Dir: FromClient, Required: []Field{{"credential", String}}},
+	{Tag: "message", Kind: KindMessage, Dir: FromClient, Required: []Field{{"data", Any}}},
+	{Tag: "challenge", Kind: KindChallenge, Dir: FromServer, Required: []Field{{"challenge", Object}}, Optional: []Field{{"error", String}}},
+	{Tag: "message", Kind: KindMessage, Dir: FromServer, Required: []Field{{"data", String}}},
+	{Tag: "needVoucher", Kind: KindNeedVoucher, Dir: FromServer, Required: []Field{
+		{"channelId", String}, {"requiredCumulative", String}, {"acceptedCumulative", String}, {"deposit", String}}},
+	{Tag: "receipt", Kind: KindReceipt, Dir: FromServer, Required: []Field{{"receipt", Object}}},
+	{Tag: "error", Kind: KindError, Dir: FromServer, Required: []Field{{"error", String}}},
+}
+
+func (dialectA) Name() string   { return "A" }
+func (dialectA) TagKey() string { return "type" }
+func (dialectA) Schema() []Spec { return schemaA }
+
+func (dialectA) Encode(f Frame) ([]byte, error) {
+	switch f.Kind {
+	case KindCredential:
+		return json.Marshal(struct {
+			Type       string `json:"type"`
+			Credential string `json:"credential"`
+		}{"credential", f.Credential})
+	case KindChallenge:
+		return json.Marshal(struct {
+			Type      string          `json:"type"`
+			Challenge json.RawMessage `json:"challenge"`
+			Error     string          `json:"error,omitempty"`
+		}{"challenge", f.Challenge, f.ChallengeError})
+	case KindMessage:
+		data := f.Data
+		if data == nil {
+			data = json.RawMessage(`""`)
+		}
+		return json.Marshal(struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}{"message", data})
+	case KindNeedVoucher:
+		return json.Marshal(struct {
+			Type string `json:"type"`
+			NeedVoucher
+		}{"needVoucher", f.NeedVoucher})
+	case KindReceipt:
+		return json.Marshal(struct {
+			Type    string          `json:"type"`
+			Receipt json.RawMessage `json:"receipt"`
+		}{"receipt", f.Receipt})
+	case KindError:
+		return json.Marshal(struct {
+			Type  string `json:"type"`
+			Error string `json:"error"`
+		}{"error", f.Error})
+	}
+	return nil, fmt.Errorf("dialect A has no %s frame", f.Kind)
+}
+
+func (d dialectA) Decode(b []byte, dir Direction) (Frame, error) {
+	obj, spec, err := decodeObject(d, b, dir)
+	if err != nil {
+		return Frame{}, err
+	}
+	f := Frame{Kind: spec.Kind}
+	switch spec.Kind {
+	case KindCredential:
+		f.Credential = str(obj, "credential")
+	case KindMessage:
+		f.Data = obj["data"]
+	case KindChallenge:
+		f.Challenge = obj["challenge"]
+		f.ChallengeError = str(obj, "error")
+	case KindNeedVoucher:
+		f.NeedVoucher = NeedVoucher{
+			ChannelID:          str(obj, "channelId"),
+			RequiredCumulative: str(obj, "requiredCumulative"),
+			AcceptedCumulative: str(obj, "acceptedCumulative"),
+			Deposit:            str(obj, "deposit"),
+		}
+	case KindReceipt:
+		f.Receipt = obj["receipt"]
+	case KindError:
+		f.Error = str(obj, "error")
+	}
+	return f, nil
+}
+
+// StringData encodes s as the data of a message frame.
+func StringData(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}

@@ -1,0 +1,88 @@
+package frame
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestDialectARoundTrip(t *testing.T) {
+	frames := []struct {
+		f   Frame
+		dir Direction
+		raw string
+	}{
+		{Frame{Kind: KindCredential, Credential: "Payment abc"}, FromClient, `{"type":"credential","credential":"Payment abc"}`},
+		{Frame{Kind: KindMessage, Data: json.RawMessage(`{"jsonrpc":"2.0"}`)}, FromClient, `{"type":"message","data":{"jsonrpc":"2.0"}}`},
+		{Frame{Kind: KindChallenge, Challenge: json.RawMessage(`{"id":"x"}`)}, FromServer, `{"type":"challenge","challenge":{"id":"x"}}`},
+		{Frame{Kind: KindChallenge, Challenge: json.RawMessage(`{"id":"x"}`), ChallengeError: "expired"}, FromServer, `{"type":"challenge","challenge":{"id":"x"},"error":"expired"}`},
+		{Frame{Kind: KindMessage, Data: StringData("unit-1")}, FromServer, `{"type":"message","data":"unit-1"}`},
+		{Frame{Kind: KindNeedVoucher, NeedVoucher: NeedVoucher{"0x01", "20", "10", "100"}}, FromServer,
+			`{"type":"needVoucher","channelId":"0x01","requiredCumulative":"20","acceptedCumulative":"10","deposit":"100"}`},
+		{Frame{Kind: KindReceipt, Receipt: json.RawMessage(`{"status":"success"}`)}, FromServer, `{"type":"receipt","receipt":{"status":"success"}}`},
+		{Frame{Kind: KindError, Error: "no"}, FromServer, `{"type":"error","error":"no"}`},
+	}
+	for _, tc := range frames {
+		b, err := A.Encode(tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.raw {
+			t.Errorf("encode %s: got %s, want %s", tc.f.Kind, b, tc.raw)
+		}
+		got, err := A.Decode(b, tc.dir)
+		if err != nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		again, _ := A.Encode(got)
+		if string(again) != tc.raw {
+			t.Errorf("round trip %s: got %s", tc.raw, again)
+		}
+	}
+}
+
+func TestDialectADecodeErrors(t *testing.T) {
+	cases := []struct {
+		raw  string
+		dir  Direction
+		want string
+	}{
+		{`not json`, FromClient, "not a JSON object"},
+		{`null`, FromClient, "not a JSON object"},
+		{`[1]`, FromClient, "not a JSON object"},
+		{`{}`, FromClient, `missing "type"`},
+		{`{"type":7}`, FromClient, "want string"},
+		{`{"type":"credntial"}`, FromClient, `unknown type "credntial"`},
+		{`{"type":"credential"}`, FromClient, `missing field "credential"`},
+		{`{"type":"credential","credential":{}}`, FromClient, `is object, want string`},
+		{`{"type":"message","data":{}}`, FromServer, `is object, want string`},
+		{`{"type":"needVoucher","channelId":"0x","requiredCumulative":5,"acceptedCumulative":"1","deposit":"9"}`, FromServer, `"requiredCumulative" is number`},
+		{`{"type":"challenge","challenge":{},"error":3}`, FromServer, `"error" is number`},
+		{`{"type":"receipt","receipt":"x"}`, FromServer, `is string, want object`},
+		{`{"type":"challenge","challenge":{}}`, FromClient, "unknown type"},
+	}
+	for _, tc := range cases {
+		_, err := A.Decode([]byte(tc.raw), tc.dir)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("decode %s: got %v, want error containing %q", tc.raw, err, tc.want)
+		}
+	}
+	// Unknown extra fields are ignored, as serde does.
+	if _, err := A.Decode([]byte(`{"type":"credential","credential":"Payment x","extra":[1]}`), FromClient); err != nil {
+		t.Errorf("extra field: %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"type":"needVoucher","channelId":"a","requiredCumulative":"1","acceptedCumulative":"0","deposit":"9"}`))
+	f.Add([]byte(`{"type":"credential","credential":"Payment x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, dir := range []Direction{FromClient, FromServer} {
+			if fr, err := A.Decode(b, dir); err == nil {
+				if _, err := A.Encode(fr); err != nil {
+					t.Fatalf("decoded %s but cannot encode it: %v", b, err)
+				}
+			}
+		}
+	})
+}
