@@ -1,0 +1,387 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/reference/tempo"
+)
+
+// maxIssued bounds the challenges remembered per connection: the first one
+// plus re-challenges issued when a long stream outlives its challenge.
+const maxIssued = 4
+
+// conn is one paid WebSocket connection. Three goroutines share it: run
+// (handshake, then the metered stream), readLoop (the only reader) and
+// verifyLoop (credential verification, so vouchers are taken while the
+// stream waits). Writes may come from any of them: websocket.Conn allows
+// concurrent writers.
+type conn struct {
+	s       *Server
+	ws      *websocket.Conn
+	dialect frame.Dialect
+	cancel  context.CancelFunc
+
+	creds   chan string   // credential frames waiting for verification
+	paid    chan string   // the challenge id of the first accepted credential
+	free    chan struct{} // FaultNonIncreasing / FaultWrongChannel grants
+	close   sync.Once     // the first close wins
+	mu      sync.Mutex    // guards the fields below
+	state   connState     //
+	outcome string        // for the log: how the connection ended
+}
+
+type connState struct {
+	issued    []mpp.Challenge
+	bound     bool       // a session channel is metered
+	channelID tempo.Hash // the metered channel
+	rejected  int        // rejected frames so far
+	freeUnits int        // units granted by a fault, not by funds
+	paid      bool
+}
+
+func newConn(s *Server, ws *websocket.Conn) *conn {
+	d := s.cfg.Dialect
+	if s.cfg.Fault == FaultSnakeCase {
+		d = snakeCase{d}
+	}
+	return &conn{
+		s:       s,
+		ws:      ws,
+		dialect: d,
+		creds:   make(chan string, s.cfg.Limits.MaxPendingCredentials),
+		paid:    make(chan string, 1),
+		free:    make(chan struct{}, 1),
+		outcome: "peer closed",
+	}
+}
+
+func (c *conn) run(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	c.cancel = cancel
+	defer cancel()
+	defer c.ws.CloseNow()
+
+	if err := c.challenge(ctx); err != nil {
+		c.outcome = err.Error()
+		return
+	}
+	go c.readLoop(ctx)
+	go c.verifyLoop(ctx)
+
+	timeout := time.NewTimer(c.s.cfg.Limits.HandshakeTimeout)
+	defer timeout.Stop()
+	var challengeID string
+	select {
+	case challengeID = <-c.paid:
+	case <-timeout.C:
+		c.fail(ctx, websocket.StatusPolicyViolation, fmt.Sprintf("payment timeout: no valid credential within %s", c.s.cfg.Limits.HandshakeTimeout))
+		return
+	case <-ctx.Done():
+		return
+	}
+	timeout.Stop()
+
+	if c.s.cfg.Intent == IntentCharge {
+		c.streamCharge(ctx, challengeID)
+	} else {
+		c.streamSession(ctx, challengeID)
+	}
+}
+
+// challenge issues a new challenge on this connection and sends it.
+func (c *conn) challenge(ctx context.Context) error {
+	ch, err := c.s.issue()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.state.issued = append(c.state.issued, ch)
+	if len(c.state.issued) > maxIssued {
+		c.state.issued = c.state.issued[1:]
+	}
+	c.mu.Unlock()
+	raw, err := json.Marshal(ch)
+	if err != nil {
+		return fmt.Errorf("encode challenge: %w", err)
+	}
+	return c.send(ctx, frame.Frame{Kind: frame.KindChallenge, Challenge: raw})
+}
+
+// current is the newest challenge issued on this connection.
+func (c *conn) current() mpp.Challenge {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state.issued[len(c.state.issued)-1]
+}
+
+// send writes one frame within the write timeout. A failed write has closed
+// the connection (websocket.Conn closes on every error); the stream ends.
+func (c *conn) send(ctx context.Context, f frame.Frame) error {
+	b, err := c.dialect.Encode(f)
+	if err != nil {
+		return fmt.Errorf("encode %s frame: %w", f.Kind, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.s.cfg.Limits.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Write(wctx, websocket.MessageText, b); err != nil {
+		c.setOutcome(fmt.Sprintf("write %s: %v", f.Kind, err))
+		c.cancel()
+		return fmt.Errorf("write %s frame: %w", f.Kind, err)
+	}
+	return nil
+}
+
+// sendError reports a rejection to the peer without closing.
+func (c *conn) sendError(ctx context.Context, msg string) {
+	_ = c.send(ctx, frame.Frame{Kind: frame.KindError, Error: msg})
+}
+
+// fail sends an error frame and closes with code. Only the first close counts.
+func (c *conn) fail(ctx context.Context, code websocket.StatusCode, reason string) {
+	c.close.Do(func() {
+		c.setOutcome(fmt.Sprintf("closed %d: %s", code, reason))
+		c.sendError(ctx, reason)
+		_ = c.ws.Close(code, closeReason(reason))
+		c.cancel()
+	})
+}
+
+// finish closes normally after the receipt.
+func (c *conn) finish(reason string) {
+	c.close.Do(func() {
+		c.setOutcome("complete")
+		_ = c.ws.Close(websocket.StatusNormalClosure, reason)
+		c.cancel()
+	})
+}
+
+// closeReason fits RFC 6455's 123-byte limit on close reasons, the limit
+// whose violation leaves mppx sockets open (ws-dialects.md §6, B1).
+func closeReason(s string) string {
+	if len(s) <= 123 {
+		return s
+	}
+	s = s[:120]
+	for len(s) > 0 && s[len(s)-1]&0xC0 == 0x80 { // do not split a UTF-8 sequence
+		s = s[:len(s)-1]
+	}
+	if len(s) > 0 && s[len(s)-1] >= 0xC0 {
+		s = s[:len(s)-1]
+	}
+	return s + "..."
+}
+
+func (c *conn) setOutcome(s string) {
+	c.mu.Lock()
+	c.outcome = s
+	c.mu.Unlock()
+}
+
+// readLoop is the only reader. It answers bad frames, queues credentials
+// and ends the connection on read errors (peer close, oversize frame).
+func (c *conn) readLoop(ctx context.Context) {
+	defer c.cancel()
+	for {
+		typ, b, err := c.ws.Read(ctx)
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				c.setOutcome("frame over read limit")
+			}
+			return
+		}
+		if typ == websocket.MessageBinary {
+			c.fail(ctx, websocket.StatusUnsupportedData, "binary frames are not supported; send JSON text frames")
+			return
+		}
+		f, err := c.dialect.Decode(b, frame.FromClient)
+		if err != nil {
+			if c.s.cfg.Fault == FaultDropNonJSON && !json.Valid(b) {
+				c.ws.CloseNow()
+				return
+			}
+			c.reject(ctx, "malformed frame: "+err.Error())
+			continue
+		}
+		switch f.Kind {
+		case frame.KindCredential:
+			select {
+			case c.creds <- f.Credential:
+			default:
+				c.fail(ctx, websocket.StatusPolicyViolation, fmt.Sprintf("too many pending credentials (limit %d)", c.s.cfg.Limits.MaxPendingCredentials))
+				return
+			}
+		case frame.KindMessage:
+			// Client data is not used by this server; ignoring it is what
+			// both dialects' servers do.
+		}
+	}
+}
+
+// reject answers one bad frame and closes once a peer has sent too many.
+func (c *conn) reject(ctx context.Context, msg string) {
+	c.mu.Lock()
+	c.state.rejected++
+	over := c.state.rejected > c.s.cfg.Limits.MaxRejected
+	c.mu.Unlock()
+	if over {
+		c.fail(ctx, websocket.StatusPolicyViolation, fmt.Sprintf("too many rejected frames (limit %d)", c.s.cfg.Limits.MaxRejected))
+		return
+	}
+	c.sendError(ctx, msg)
+}
+
+func (c *conn) verifyLoop(ctx context.Context) {
+	for {
+		select {
+		case cred := <-c.creds:
+			if err := c.credential(ctx, cred); err != nil {
+				c.reject(ctx, problemText(err))
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// credential verifies one credential and applies it.
+func (c *conn) credential(ctx context.Context, raw string) error {
+	cred, err := mpp.ParseAuthorization(raw)
+	if err != nil {
+		return err
+	}
+	if err := c.checkChallenge(cred.Challenge); err != nil {
+		return err
+	}
+	if c.s.cfg.Intent == IntentCharge {
+		return c.charge(cred)
+	}
+	return c.voucher(ctx, cred)
+}
+
+// checkChallenge accepts an echoed challenge only if its id verifies by HMAC
+// over the echoed fields, it was issued on this connection, every echoed
+// field equals the issued one, and it has not expired.
+func (c *conn) checkChallenge(echo mpp.Challenge) error {
+	fault := c.s.cfg.Fault
+	issued, found := c.issuedByID(echo.ID)
+	switch fault {
+	case FaultSkipEcho:
+		// The defect: trust the id alone and never look at what was echoed.
+		if !found {
+			return mpp.NewProblem(mpp.SlugInvalidChallenge, "challenge was not issued on this connection")
+		}
+		echo = issued
+	case FaultForgedID:
+	default:
+		if !echo.VerifyID(c.s.cfg.Secret) {
+			return mpp.NewProblem(mpp.SlugInvalidChallenge, "challenge id does not verify: not issued by this server")
+		}
+		if !found && fault != FaultOtherConnection {
+			return mpp.NewProblem(mpp.SlugInvalidChallenge, "challenge was not issued on this connection")
+		}
+		if found && echo != issued {
+			return mpp.NewProblem(mpp.SlugInvalidChallenge, "echoed challenge differs from the one issued")
+		}
+	}
+	if fault == FaultExpired {
+		return nil
+	}
+	exp, err := echo.ExpiresAt()
+	if err != nil {
+		return mpp.NewProblem(mpp.SlugInvalidChallenge, fmt.Sprintf("challenge expires: %v", err))
+	}
+	if now := c.s.cfg.Now(); now.After(exp) {
+		return mpp.NewProblem(mpp.SlugPaymentExpired, fmt.Sprintf("challenge expired at %s", echo.Expires))
+	}
+	return nil
+}
+
+// issuedByID finds a challenge issued on this connection, comparing ids in
+// constant time.
+func (c *conn) issuedByID(id string) (mpp.Challenge, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var hit mpp.Challenge
+	found := false
+	for _, ch := range c.state.issued {
+		if subtle.ConstantTimeCompare([]byte(ch.ID), []byte(id)) == 1 {
+			hit, found = ch, true
+		}
+	}
+	return hit, found
+}
+
+// charge accepts a test-method credential: its payload is a JSON object
+// (ParseAuthorization checks that) and its challenge verified.
+func (c *conn) charge(cred mpp.Credential) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.paid {
+		return mpp.NewProblem(mpp.SlugInvalidPayload, "this connection is already paid")
+	}
+	c.state.paid = true
+	c.paid <- cred.Challenge.ID
+	return nil
+}
+
+// streamCharge delivers the paid messages, then the receipt.
+func (c *conn) streamCharge(ctx context.Context, challengeID string) {
+	for i := 1; i <= c.s.cfg.Messages; i++ {
+		if c.send(ctx, message(i)) != nil {
+			return
+		}
+	}
+	receipt, _ := json.Marshal(mpp.Receipt{Status: "success", Method: TestMethod, Timestamp: c.s.timestamp(), Reference: challengeID})
+	if c.send(ctx, frame.Frame{Kind: frame.KindReceipt, Receipt: receipt}) == nil {
+		c.finish("payment complete")
+	}
+}
+
+// message is the i-th application message of a stream.
+func message(i int) frame.Frame {
+	return frame.Frame{Kind: frame.KindMessage, Data: frame.StringData(fmt.Sprintf("unit-%d", i))}
+}
+
+// problemText renders a rejection for an error frame: the problem slug
+// first, so a peer can match on it, then the detail.
+func problemText(err error) string {
+	var p *mpp.Problem
+	if errors.As(err, &p) {
+		return p.Slug() + ": " + p.Detail
+	}
+	return err.Error()
+}
+
+// grantFree is the fault path that pays for a unit without funds.
+func (c *conn) grantFree() {
+	c.mu.Lock()
+	c.state.freeUnits++
+	c.mu.Unlock()
+	select {
+	case c.free <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) takeFree() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.freeUnits == 0 {
+		return false
+	}
+	c.state.freeUnits--
+	return true
+}
+
+var _ = big.NewInt

@@ -1,0 +1,148 @@
+// Package server is the reference MPP WebSocket server: it issues
+// HMAC-bound challenges, verifies credentials and EIP-712 vouchers, meters a
+// stream tick by tick against the channel store, asks for vouchers when the
+// paid balance runs out and ends with a receipt. It is strict where the SDKs
+// allow it to be and bounded against hostile peers.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mppws/conformance/reference/channel"
+	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/reference/tempo"
+)
+
+// Server is an http.Handler that upgrades every request to a paid WebSocket.
+type Server struct {
+	cfg     Config
+	offer   Offer
+	request any // the challenge request object, fixed for the server's life
+	method  string
+	store   *channel.Store
+
+	ctx    context.Context // cancelled by Close: ends every connection
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New validates cfg, applies defaults and builds the channel store.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	s := &Server{cfg: cfg}
+	var err error
+	switch cfg.Intent {
+	case IntentSession:
+		if s.offer, err = offerFor(cfg.Protocol, cfg.Channels); err != nil {
+			return nil, fmt.Errorf("server config: %w", err)
+		}
+		s.method = SessionMethod
+		s.request = tempo.SessionRequest{
+			Amount:    cfg.Tick.String(),
+			Currency:  s.offer.Token.String(),
+			Recipient: s.offer.Payee.String(),
+			UnitType:  cfg.UnitType,
+			MethodDetails: tempo.MethodDetails{
+				ChainID:         s.offer.ChainID,
+				EscrowContract:  s.offer.Escrow.String(),
+				SessionProtocol: s.offer.Protocol,
+				MinVoucherDelta: "0",
+			},
+		}
+	case IntentCharge:
+		s.method = TestMethod
+		s.request = chargeRequest{Amount: cfg.Tick.String(), Currency: "test", Recipient: cfg.Realm}
+	}
+	deposits := cfg.Channels
+	if cfg.Fault == FaultOverDeposit {
+		deposits = inflateDeposits(cfg.Channels)
+	}
+	if s.store, err = channel.NewStore(deposits, channel.Options{Equal: channel.RejectEqual}); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// chargeRequest is the request of the test-method charge challenge.
+type chargeRequest struct {
+	Amount    string `json:"amount"`
+	Currency  string `json:"currency"`
+	Recipient string `json:"recipient"`
+}
+
+// Store exposes the channel accounting, for tests and for tools that want to
+// show a channel's state.
+func (s *Server) Store() *channel.Store { return s.store }
+
+// Config returns the effective configuration, defaults applied.
+func (s *Server) Config() Config { return s.cfg }
+
+// Close ends every connection and waits for their goroutines.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// ServeHTTP upgrades the request and runs one paid connection.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		// Accept has written the HTTP error response.
+		s.cfg.Log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	ws.SetReadLimit(s.cfg.Limits.MaxFrameBytes)
+	c := newConn(s, ws)
+	c.run(s.ctx)
+	s.cfg.Log.Info("connection ended", "remote", r.RemoteAddr, "outcome", c.outcome)
+}
+
+// issue creates a fresh challenge for one connection. A random opaque nonce
+// makes its id unique to the connection, so a credential can be bound to
+// the connection it was issued on.
+func (s *Server) issue() (mpp.Challenge, error) {
+	var nonce [12]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return mpp.Challenge{}, fmt.Errorf("challenge nonce: %w", err)
+	}
+	return mpp.NewChallenge(s.cfg.Secret, mpp.ChallengeParams{
+		Realm:   s.cfg.Realm,
+		Method:  s.method,
+		Intent:  s.cfg.Intent,
+		Request: s.request,
+		Opaque:  map[string]string{"nonce": base64.RawURLEncoding.EncodeToString(nonce[:])},
+		Expires: s.cfg.Now().Add(s.cfg.ChallengeTTL),
+	})
+}
+
+// inflateDeposits is FaultOverDeposit: the store believes every deposit is a
+// million times larger than it is.
+func inflateDeposits(chs []tempo.Channel) []tempo.Channel {
+	out := make([]tempo.Channel, len(chs))
+	for i, ch := range chs {
+		ch.Deposit = new(big.Int).Mul(ch.Deposit, big.NewInt(1_000_000))
+		out[i] = ch
+	}
+	return out
+}
+
+// timestamp formats a receipt time as mppx and mpp-go do.
+func (s *Server) timestamp() string { return mpp.FormatExpires(s.cfg.Now()) }
+
+var _ http.Handler = (*Server)(nil)
+var _ = time.Second

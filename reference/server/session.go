@@ -1,0 +1,237 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mppws/conformance/reference/channel"
+	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/reference/tempo"
+)
+
+// voucher verifies a session credential and applies it to the channel
+// store. The first accepted voucher binds the connection to its channel and
+// starts the stream; later ones fund it. Dialect A acknowledges neither: the
+// stream simply moves on.
+func (c *conn) voucher(ctx context.Context, cred mpp.Credential) error {
+	var p tempo.VoucherPayload
+	dec := json.NewDecoder(strings.NewReader(string(cred.Payload)))
+	if err := dec.Decode(&p); err != nil {
+		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("session payload: %v", err))
+	}
+	switch p.Action {
+	case "voucher":
+	case "open", "topUp", "close":
+		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("action %q is not supported here: channels are pre-opened, send a voucher", p.Action))
+	default:
+		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("unknown session action %q", p.Action))
+	}
+	id, err := tempo.ParseHash(p.ChannelID)
+	if err != nil {
+		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("channelId: %v", err))
+	}
+	ch, ok := c.s.store.Channel(id)
+	if !ok {
+		return mpp.NewProblem(mpp.SlugChannelNotFound, fmt.Sprintf("channel %s is not known to this server", id))
+	}
+	if !c.s.offer.matches(ch) {
+		return mpp.NewProblem(mpp.SlugVerificationFailed, fmt.Sprintf("channel %s does not match this server's terms (payee, token, chain, escrow, protocol)", id))
+	}
+	c.mu.Lock()
+	bound, metered := c.state.bound, c.state.channelID
+	c.mu.Unlock()
+	otherChannel := bound && id != metered
+	if otherChannel && c.s.cfg.Fault != FaultWrongChannel {
+		return mpp.NewProblem(mpp.SlugVerificationFailed, fmt.Sprintf("voucher for channel %s, but this connection meters channel %s", id, metered))
+	}
+	if ch.Protocol == tempo.V2 {
+		if p.Descriptor == nil {
+			return mpp.NewProblem(mpp.SlugInvalidPayload, "v2 voucher without descriptor")
+		}
+		if !sameDescriptor(*p.Descriptor, tempo.DescriptorOf(ch)) {
+			return mpp.NewProblem(mpp.SlugVerificationFailed, "descriptor does not match the channel")
+		}
+	}
+	amount, err := tempo.ParseAmount(p.CumulativeAmount, ch.Protocol)
+	if err != nil {
+		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("cumulativeAmount: %v", err))
+	}
+	sig, err := tempo.ParseSignature(p.Signature)
+	if err != nil {
+		return mpp.NewProblem(mpp.SlugInvalidSignature, fmt.Sprintf("signature: %v", err))
+	}
+	signer, err := tempo.RecoverVoucherSigner(ch.Domain(), id, amount, sig)
+	if err != nil {
+		return mpp.NewProblem(mpp.SlugInvalidSignature, fmt.Sprintf("signature: %v", err))
+	}
+	if c.s.cfg.Fault == FaultWrongSigner {
+		signer = ch.Signer()
+	}
+	_, err = c.s.store.Accept(channel.Voucher{ChannelID: id, Amount: amount, Signer: signer, Signature: sig})
+	switch {
+	case err == nil && otherChannel: // FaultWrongChannel
+		c.grantFree()
+		return nil
+	case err != nil && bound && c.s.cfg.Fault == FaultNonIncreasing && errors.Is(err, channel.ErrNotIncreasing):
+		c.grantFree()
+		return nil
+	case err != nil:
+		return storeProblem(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.state.bound {
+		c.state.bound, c.state.channelID = true, id
+		c.paid <- cred.Challenge.ID
+	}
+	return nil
+}
+
+// sameDescriptor compares descriptors field by field, hex case-insensitively.
+func sameDescriptor(a, b tempo.Descriptor) bool {
+	return strings.EqualFold(a.Payer, b.Payer) && strings.EqualFold(a.Payee, b.Payee) &&
+		strings.EqualFold(a.Operator, b.Operator) && strings.EqualFold(a.Token, b.Token) &&
+		strings.EqualFold(a.Salt, b.Salt) && strings.EqualFold(a.AuthorizedSigner, b.AuthorizedSigner) &&
+		strings.EqualFold(a.ExpiringNonceHash, b.ExpiringNonceHash)
+}
+
+// storeProblem maps a channel-store rejection to its problem type.
+func storeProblem(err error) error {
+	var ce *channel.Error
+	if errors.As(err, &ce) {
+		return mpp.NewProblem(ce.Problem, ce.Detail)
+	}
+	return mpp.NewProblem(mpp.SlugVerificationFailed, err.Error())
+}
+
+// streamSession meters the stream: every message is charged before it is
+// sent, so no unit leaves unpaid. When the balance runs out it sends one
+// needVoucher per shortage and sleeps until the channel changes: a voucher
+// accepted on any connection wakes it at once.
+func (c *conn) streamSession(ctx context.Context, challengeID string) {
+	c.mu.Lock()
+	id := c.state.channelID
+	c.mu.Unlock()
+	tick := c.s.cfg.Tick
+	cost := tick
+	if c.s.cfg.Fault == FaultDoubleCharge {
+		cost = new(big.Int).Lsh(tick, 1)
+	}
+	overDelivered := false
+	for i := 1; i <= c.s.cfg.Messages; i++ {
+		if !c.payUnit(ctx, id, tick, cost, &overDelivered) || c.send(ctx, message(i)) != nil {
+			return
+		}
+	}
+	c.receipt(ctx, id, challengeID)
+}
+
+// payUnit charges one unit, waiting for vouchers as long as the balance is
+// short. It reports false when the connection ended instead.
+func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, overDelivered *bool) bool {
+	var lastAsk frame.NeedVoucher
+	var deadline <-chan time.Time
+	for !c.takeFree() {
+		st, changed, err := c.s.store.Charge(id, cost)
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, channel.ErrInsufficientBalance) {
+			c.fail(ctx, websocket.StatusInternalError, "stream failed: "+problemText(storeProblem(err)))
+			return false
+		}
+		if c.s.cfg.Fault == FaultOverDeliver && !*overDelivered {
+			*overDelivered = true
+			return true
+		}
+		if deadline == nil {
+			t := time.NewTimer(c.s.cfg.Limits.VoucherTimeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		ask := c.needVoucher(st, tick)
+		if ask != lastAsk && c.s.cfg.Fault != FaultNoNeedVoucher {
+			if c.rechallenge(ctx) != nil || c.send(ctx, frame.Frame{Kind: frame.KindNeedVoucher, NeedVoucher: ask}) != nil {
+				return false
+			}
+			lastAsk = ask
+		}
+		select {
+		case <-changed:
+		case <-c.free:
+		case <-deadline:
+			c.fail(ctx, websocket.StatusPolicyViolation, fmt.Sprintf("voucher timeout: no sufficient voucher within %s", c.s.cfg.Limits.VoucherTimeout))
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// needVoucher states a shortage as mpp-rs does: required = spent + tick.
+func (c *conn) needVoucher(st channel.State, tick *big.Int) frame.NeedVoucher {
+	required := new(big.Int).Add(st.Spent, tick)
+	if c.s.cfg.Fault == FaultWrongRequired {
+		required.Set(st.Spent)
+	}
+	return frame.NeedVoucher{
+		ChannelID:          st.Channel.ID.String(),
+		RequiredCumulative: required.String(),
+		AcceptedCumulative: st.Accepted.String(),
+		Deposit:            st.Deposit.String(),
+	}
+}
+
+// rechallenge issues a fresh challenge before asking for a voucher when the
+// current one is about to expire, so a long stream can always be topped up
+// (mpp-rs bug A3: an expired challenge makes every later voucher fail).
+func (c *conn) rechallenge(ctx context.Context) error {
+	cur := c.current()
+	exp, err := cur.ExpiresAt()
+	if err != nil {
+		return err
+	}
+	margin := min(5*time.Second, c.s.cfg.ChallengeTTL/2)
+	if c.s.cfg.Now().Add(margin).Before(exp) {
+		return nil
+	}
+	return c.challenge(ctx)
+}
+
+// receipt sends the session receipt with the channel's totals and closes.
+func (c *conn) receipt(ctx context.Context, id tempo.Hash, challengeID string) {
+	st, err := c.s.store.State(id)
+	if err != nil {
+		c.fail(ctx, websocket.StatusInternalError, "stream failed: "+err.Error())
+		return
+	}
+	spent := st.Spent
+	if c.s.cfg.Fault == FaultWrongSpent {
+		spent = new(big.Int).Sub(spent, c.s.cfg.Tick)
+	}
+	units := st.Units
+	raw, _ := json.Marshal(mpp.SessionReceipt{
+		Method:             SessionMethod,
+		Intent:             IntentSession,
+		Status:             "success",
+		Timestamp:          c.s.timestamp(),
+		Reference:          id.String(),
+		ChallengeID:        challengeID,
+		ChannelID:          id.String(),
+		AcceptedCumulative: st.Accepted.String(),
+		Spent:              spent.String(),
+		Units:              &units,
+	})
+	if c.send(ctx, frame.Frame{Kind: frame.KindReceipt, Receipt: raw}) == nil {
+		c.finish("session complete")
+	}
+}
