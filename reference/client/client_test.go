@@ -1,0 +1,100 @@
+package client_test
+
+import (
+	"context"
+	"math/big"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/client"
+	"github.com/mppws/conformance/reference/server"
+	"github.com/mppws/conformance/reference/tempo"
+)
+
+func descriptors() []tempo.Channel {
+	var out []tempo.Channel
+	for _, ch := range fixtures.Default() {
+		out = append(out, ch.Channel)
+	}
+	return out
+}
+
+func start(t *testing.T, cfg server.Config) (*server.Server, string) {
+	t.Helper()
+	if cfg.Secret == nil {
+		cfg.Secret = []byte("end-to-end-secret")
+	}
+	if cfg.Channels == nil {
+		cfg.Channels = descriptors()
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	return srv, "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+func TestChargeEndToEnd(t *testing.T) {
+	_, url := start(t, server.Config{Intent: server.IntentCharge, Messages: 5})
+	res, err := client.Run(context.Background(), url, client.Config{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Intent != "charge" || len(res.Messages) != 5 || res.VouchersSent != 1 {
+		t.Fatalf("got intent %s, %d messages, %d credentials; want charge, 5, 1", res.Intent, len(res.Messages), res.VouchersSent)
+	}
+	if res.Messages[0] != "unit-1" || res.Messages[4] != "unit-5" {
+		t.Fatalf("messages %v", res.Messages)
+	}
+}
+
+func TestSessionEndToEnd(t *testing.T) {
+	for _, p := range []tempo.Protocol{tempo.V1, tempo.V2} {
+		t.Run(string(p), func(t *testing.T) {
+			tick := big.NewInt(250)
+			srv, url := start(t, server.Config{Intent: server.IntentSession, Protocol: p, Messages: 40, Tick: tick})
+			ledger := client.NewLedger()
+			cfg := client.Config{VoucherUnits: 10, Ledger: ledger, Timeout: 10 * time.Second}
+			res, err := client.Run(context.Background(), url, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 40 units paid 10 at a time: the opening voucher and three
+			// need-voucher rounds.
+			if len(res.Messages) != 40 || res.NeedVouchers != 3 || res.VouchersSent != 4 {
+				t.Fatalf("got %d messages, %d needVoucher, %d vouchers; want 40, 3, 4", len(res.Messages), res.NeedVouchers, res.VouchersSent)
+			}
+			rc := res.Session
+			if rc.Spent != "10000" || rc.AcceptedCumulative != "10000" || *rc.Units != 40 {
+				t.Fatalf("receipt spent %s accepted %s units %d; want 10000 10000 40", rc.Spent, rc.AcceptedCumulative, *rc.Units)
+			}
+			id, _ := tempo.ParseHash(res.ChannelID)
+			st, err := srv.Store().State(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Spent.Cmp(big.NewInt(10000)) != 0 || st.Units != 40 {
+				t.Fatalf("store spent %s units %d", st.Spent, st.Units)
+			}
+			// A second connection on the same channel continues from the
+			// channel's state: the ledger knows what was signed.
+			res2, err := client.Run(context.Background(), url, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res2.Session.Spent != "20000" || *res2.Session.Units != 80 {
+				t.Fatalf("second receipt spent %s units %d; want 20000 80", res2.Session.Spent, *res2.Session.Units)
+			}
+			// A fresh ledger replays from zero: its voucher cannot add funds.
+			_, err = client.Run(context.Background(), url, client.Config{VoucherUnits: 10, Timeout: 2 * time.Second})
+			if err == nil || !strings.Contains(err.Error(), "below accepted") {
+				t.Fatalf("stale ledger: got %v, want a below-accepted rejection", err)
+			}
+		})
+	}
+}
