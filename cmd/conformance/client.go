@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mppws/conformance/fixtures"
+	refclient "github.com/mppws/conformance/reference/client"
+)
+
+func client(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("client", stderr, "conformance client [flags] <ws-url>")
+	channels := fs.String("channels", "", "fixture channels JSON file (default: the embedded fixtures/channels.json)")
+	name := fs.String("channel", "", "pay from this fixture channel (default: the first that matches the challenge)")
+	ledgerPath := fs.String("ledger", "", "file remembering what was signed per channel, read before and written after the run (default: none; vouchers start from zero)")
+	units := fs.Int("voucher-units", 100, "units paid by each voucher")
+	timeout := fs.Duration("timeout", 60*time.Second, "limit for the whole run")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("client takes exactly one ws:// or wss:// URL")
+	}
+	url := fs.Arg(0)
+	if err := checkURL(url); err != nil {
+		return err
+	}
+	if *units <= 0 || *timeout <= 0 {
+		return usagef("--voucher-units and --timeout must be positive")
+	}
+	cfg := refclient.Config{Channel: *name, VoucherUnits: *units, Timeout: *timeout, Ledger: refclient.NewLedger()}
+	if *channels != "" {
+		chs, err := fixtures.Load(*channels)
+		if err != nil {
+			return usageError{err}
+		}
+		cfg.Channels = chs
+	}
+	if *ledgerPath != "" {
+		b, err := os.ReadFile(*ledgerPath)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return usageError{fmt.Errorf("ledger: %w", err)}
+		default:
+			if err := json.Unmarshal(b, cfg.Ledger); err != nil {
+				return usageError{fmt.Errorf("%s: %w", *ledgerPath, err)}
+			}
+		}
+	}
+	res, err := refclient.Run(ctx, url, cfg)
+	if *ledgerPath != "" {
+		// Save even after a failure: what was signed stays signed.
+		if b, merr := json.Marshal(cfg.Ledger); merr == nil {
+			if werr := os.WriteFile(*ledgerPath, b, 0o600); werr != nil {
+				fmt.Fprintln(stderr, "conformance: writing ledger:", werr)
+			}
+		}
+	}
+	if err != nil {
+		var ce *refclient.Error
+		if errors.As(err, &ce) && ce.Step == "connect" {
+			return setupError{err}
+		}
+		return failedError{msg: "client: " + err.Error()}
+	}
+	summary := struct {
+		refclient.Result
+		Messages int `json:"messages"`
+	}{res, len(res.Messages)}
+	b, err := json.Marshal(summary)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(b))
+	return nil
+}

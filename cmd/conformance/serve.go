@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/server"
+	"github.com/mppws/conformance/reference/tempo"
+)
+
+// serverFlags are the reference server's settings, shared by `serve` and by
+// the suite's embedded reference.
+type serverFlags struct {
+	secret, realm, intent, protocol, channels, fault string
+	messages                                         int
+	tick                                             string
+	ttl, handshake, voucherWait                      time.Duration
+	maxFrame                                         int64
+}
+
+func (f *serverFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+	Int64Var(*int64, string, int64, string)
+}) {
+	fs.StringVar(&f.secret, "secret", "", "HMAC secret for challenge ids (default: random per start)")
+	fs.StringVar(&f.realm, "realm", "mpp-conformance", "challenge realm")
+	fs.StringVar(&f.intent, "intent", server.IntentSession, "intent to sell: charge or session")
+	fs.StringVar(&f.protocol, "session-protocol", string(tempo.V2), "session protocol offered: v1 or v2")
+	fs.IntVar(&f.messages, "messages", 10, "application messages per paid connection")
+	fs.StringVar(&f.tick, "tick", "1000", "price of one message in base units (session tick cost, charge amount)")
+	fs.DurationVar(&f.ttl, "challenge-ttl", 5*time.Minute, "challenge lifetime")
+	fs.StringVar(&f.channels, "channels", "", "fixture channels JSON file (default: the embedded fixtures/channels.json)")
+	fs.DurationVar(&f.handshake, "handshake-timeout", 30*time.Second, "close a connection that has not paid within this time")
+	fs.DurationVar(&f.voucherWait, "voucher-timeout", 60*time.Second, "close a stream that waited this long for a voucher")
+	fs.Int64Var(&f.maxFrame, "max-frame-bytes", 32<<10, "largest client frame; larger ones close with 1009")
+	fs.StringVar(&f.fault, "fault", "", "inject a known defect (a mutant), for demonstrating the suite; see `conformance --list-faults`")
+}
+
+// config turns the flags into a server configuration.
+func (f *serverFlags) config() (server.Config, error) {
+	tick, ok := new(big.Int).SetString(f.tick, 10)
+	if !ok || tick.Sign() <= 0 {
+		return server.Config{}, usagef("--tick %q: want a positive decimal amount", f.tick)
+	}
+	if f.messages < 0 {
+		return server.Config{}, usagef("--messages %d: must not be negative", f.messages)
+	}
+	if f.ttl <= 0 || f.handshake <= 0 || f.voucherWait <= 0 {
+		return server.Config{}, usagef("durations must be positive")
+	}
+	chs := fixtures.Default()
+	if f.channels != "" {
+		var err error
+		if chs, err = fixtures.Load(f.channels); err != nil {
+			return server.Config{}, usageError{err}
+		}
+	}
+	secret := []byte(f.secret)
+	if f.secret == "" {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return server.Config{}, fmt.Errorf("random secret: %w", err)
+		}
+		secret = []byte(hex.EncodeToString(b[:]))
+	}
+	fault := server.Fault(f.fault)
+	if fault != server.FaultNone && !fault.Valid() {
+		return server.Config{}, usagef("--fault %q: unknown; known: %v", f.fault, server.Faults)
+	}
+	descs := make([]tempo.Channel, len(chs))
+	for i, ch := range chs {
+		descs[i] = ch.Channel
+	}
+	return server.Config{
+		Secret:       secret,
+		Realm:        f.realm,
+		Intent:       f.intent,
+		Messages:     f.messages,
+		Tick:         tick,
+		ChallengeTTL: f.ttl,
+		Protocol:     tempo.Protocol(f.protocol),
+		Channels:     descs,
+		Fault:        fault,
+		Limits: server.Limits{
+			MaxFrameBytes:    f.maxFrame,
+			HandshakeTimeout: f.handshake,
+			VoucherTimeout:   f.voucherWait,
+		},
+	}, nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr, "conformance serve [flags]")
+	var sf serverFlags
+	sf.register(fs)
+	addr := fs.String("addr", "127.0.0.1:8402", "listen address")
+	verbose := fs.Bool("v", false, "log every connection to stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := sf.config()
+	if err != nil {
+		return err
+	}
+	if *verbose {
+		cfg.Log = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return setupError{fmt.Errorf("listen on %s: %w", *addr, err)}
+	}
+	// The URL comes first, alone on its line, so scripts can read it.
+	fmt.Fprintf(stdout, "ws://%s/\n", ln.Addr())
+	fmt.Fprintf(stderr, "reference server: intent %s, %d messages at tick %s, challenge TTL %s\n", cfg.Intent, cfg.Messages, cfg.Tick, cfg.ChallengeTTL)
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shut)
+	srv.Close()
+	return nil
+}
