@@ -1,0 +1,111 @@
+package suite
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Level is a case's requirement level.
+type Level string
+
+const (
+	// MUST failures fail the run.
+	MUST Level = "MUST"
+	// SHOULD failures fail the run only with --strict; otherwise the case is
+	// reported NON-STRICT.
+	SHOULD Level = "SHOULD"
+	// INFO cases never fail: they record what the target does where the
+	// sources allow several behaviours.
+	INFO Level = "INFO"
+)
+
+// Area groups cases; areas are selectable on the command line.
+type Area string
+
+const (
+	AreaWire    Area = "wire"
+	AreaReplay  Area = "replay"
+	AreaVoucher Area = "voucher"
+	AreaRobust  Area = "robust"
+)
+
+// Areas lists the areas in report order.
+var Areas = []Area{AreaWire, AreaReplay, AreaVoucher, AreaRobust}
+
+// Needs is what a case requires of the target; without it the case is NOT
+// APPLICABLE, never failed.
+type Needs int
+
+const (
+	NeedsAny      Needs = iota // any target
+	NeedsCharge                // a target selling the charge intent
+	NeedsSession               // a target selling a tempo session
+	NeedsShortTTL              // a target whose challenges expire within the suite's patience
+	NeedsSecret                // the target's HMAC secret (--secret)
+)
+
+// Meta is a case's identity. IDs are stable: never renumbered, never reused.
+type Meta struct {
+	ID          string
+	Title       string
+	Level       Level
+	Area        Area
+	Dialects    []string // "A", "B"
+	Source      string   // spec section or SDK behaviour
+	Requirement string   // the sentence a failure quotes
+	Needs       Needs
+}
+
+// Labels are the Ginkgo labels of a case: its ID, level, area and dialects,
+// lower-case words without the characters label filters reserve.
+func (m Meta) Labels() []string {
+	l := []string{m.ID, strings.ToLower(string(m.Level)), "area-" + string(m.Area)}
+	for _, d := range m.Dialects {
+		l = append(l, "dialect-"+strings.ToLower(d))
+	}
+	return l
+}
+
+// Catalogue returns every case, ordered by ID.
+func Catalogue() []Meta {
+	out := append([]Meta(nil), catalogue...)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Lookup finds a case by ID.
+func Lookup(id string) (Meta, bool) {
+	for _, m := range catalogue {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Meta{}, false
+}
+
+// validateCatalogue rejects duplicate IDs and malformed entries before any
+// case runs.
+func validateCatalogue() error {
+	seen := map[string]bool{}
+	for _, m := range catalogue {
+		switch {
+		case seen[m.ID]:
+			return fmt.Errorf("catalogue: duplicate case ID %s", m.ID)
+		case m.Title == "" || m.Requirement == "" || m.Source == "" || len(m.Dialects) == 0:
+			return fmt.Errorf("catalogue: case %s lacks a title, requirement, source or dialect", m.ID)
+		case m.Level != MUST && m.Level != SHOULD && m.Level != INFO:
+			return fmt.Errorf("catalogue: case %s has level %q", m.ID, m.Level)
+		case !strings.HasPrefix(m.ID, "WS-"+strings.ToUpper(string(m.Area))+"-"):
+			return fmt.Errorf("catalogue: case %s is filed under area %s", m.ID, m.Area)
+		}
+		seen[m.ID] = true
+	}
+	return nil
+}
+
+// A and AB are the dialect lists of cases.
+var (
+	A  = []string{"A"}
+	AB = []string{"A", "B"}
+)

@@ -1,0 +1,339 @@
+package suite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/suite/peer"
+)
+
+// Report entry names shared by the case wrapper and the reporter.
+const (
+	entryObserved   = "observed"
+	entryNonStrict  = "non-strict-failure"
+	entryTranscript = "transcript"
+)
+
+// bodies counts case bodies registered per ID while the tree is built, so
+// a catalogue entry without a body (or with two) stops the run.
+var bodies = map[string]int{}
+
+// Case registers the body of catalogue case id as a Ginkgo spec. The spec
+// text carries the ID, so --focus and JUnit names stay stable.
+func Case(id string, body func(c *C)) {
+	m, ok := Lookup(id)
+	if !ok {
+		panic(fmt.Sprintf("suite: case %s is not in the catalogue", id))
+	}
+	bodies[id]++
+	It(fmt.Sprintf("[%s] %s", id, m.Title), Label(m.Labels()...), SpecTimeout(current.t.Case), func(ctx SpecContext) {
+		c := &C{ctx: ctx, Meta: m, T: peer.NewTranscript(), soft: m.Level == INFO || (m.Level == SHOULD && !current.cfg.Strict)}
+		defer c.close()
+		c.checkApplicable()
+		c.run(body)
+	})
+}
+
+// C is one running case: its metadata, its transcript and its connections.
+type C struct {
+	Meta
+	ctx   context.Context
+	T     *peer.Transcript
+	soft  bool // INFO, or SHOULD without --strict: failures are recorded, not raised
+	conns []*Conn
+}
+
+// softFailure carries a failure of a case that does not count.
+type softFailure struct{ msg string }
+
+func (c *C) run(body func(*C)) {
+	if !c.soft {
+		body(c)
+		return
+	}
+	defer func() {
+		r := recover()
+		f, ok := r.(softFailure)
+		switch {
+		case r == nil:
+		case !ok:
+			panic(r) // Skip and Ginkgo's own panics pass through
+		case c.Level == INFO:
+			c.Observe("could not observe: %s", firstLine(f.msg))
+		default:
+			AddReportEntry(entryNonStrict, f.msg)
+			c.Observe("NON-STRICT: %s", firstLine(f.msg))
+		}
+	}()
+	body(c)
+}
+
+func (c *C) close() {
+	for _, cn := range c.conns {
+		cn.Close()
+	}
+	AddReportEntry(entryTranscript, c.T.String(), ReportEntryVisibilityFailureOrVerbose)
+}
+
+// Observe records what the target did, for the report.
+func (c *C) Observe(format string, args ...any) {
+	AddReportEntry(entryObserved, fmt.Sprintf(format, args...), ReportEntryVisibilityFailureOrVerbose)
+}
+
+// Failf fails the case with the suite's failure anatomy: requirement,
+// expected outcomes, actual outcome and the transcript.
+func (c *C) Failf(expected []string, actualFormat string, args ...any) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s] %s: %s\n", c.ID, c.Level, c.Title)
+	fmt.Fprintf(&b, "Requirement: %s\n", c.Requirement)
+	fmt.Fprintf(&b, "Source:      %s\n", c.Source)
+	fmt.Fprintf(&b, "Expected:    %s\n", strings.Join(expected, " | "))
+	fmt.Fprintf(&b, "Actual:      %s\n", fmt.Sprintf(actualFormat, args...))
+	fmt.Fprintf(&b, "Transcript:\n%s\n", c.T.String())
+	if c.soft {
+		panic(softFailure{b.String()})
+	}
+	Fail(b.String(), 1)
+}
+
+// Check fails the case unless ok.
+func (c *C) Check(ok bool, expected string, actualFormat string, args ...any) {
+	if !ok {
+		c.Failf([]string{expected}, actualFormat, args...)
+	}
+}
+
+// NotApplicable skips the case with a reason the report shows.
+func (c *C) NotApplicable(format string, args ...any) {
+	Skip("NOT APPLICABLE: " + fmt.Sprintf(format, args...))
+}
+
+// checkApplicable skips a case the targets cannot serve.
+func (c *C) checkApplicable() {
+	if _, why := current.target(c.Needs); why != "" {
+		c.NotApplicable("%s", why)
+	}
+}
+
+// Target returns the target that serves what the case needs.
+func (c *C) Target() *Target {
+	t, why := current.target(c.Needs)
+	if t == nil {
+		c.NotApplicable("%s", why)
+	}
+	return t
+}
+
+// TargetFor returns a target serving need, or skips the case.
+func (c *C) TargetFor(need Needs) *Target {
+	t, why := current.target(need)
+	if t == nil {
+		c.NotApplicable("%s", why)
+	}
+	return t
+}
+
+// Conn is one connection of a case, with the challenge it was issued.
+type Conn struct {
+	*peer.Peer
+	c         *C
+	Target    *Target
+	Name      string
+	Challenge mpp.Challenge // newest challenge seen on the connection
+	// Seen counts frames by kind, for observations.
+	Seen map[frame.Kind]int
+}
+
+// Dial connects to t and reads its challenge.
+func (c *C) Dial(t *Target) *Conn {
+	name := fmt.Sprintf("c%d", len(c.conns)+1)
+	ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
+	defer cancel()
+	p, err := peer.Dial(ctx, t.URL, t.Dialect, c.T, name)
+	if err != nil {
+		c.Failf([]string{"a WebSocket upgrade"}, "%v", err)
+	}
+	cn := &Conn{Peer: p, c: c, Target: t, Name: name, Seen: map[frame.Kind]int{}}
+	c.conns = append(c.conns, cn)
+	e, ok := cn.Next(current.t.Connect)
+	if !ok {
+		c.Failf([]string{"a challenge frame within " + current.t.Connect.String()}, "nothing")
+	}
+	if !e.IsFrame(frame.KindChallenge) {
+		c.Failf([]string{"a challenge frame first"}, "%s", e)
+	}
+	return cn
+}
+
+// Next returns the next event within d, noting challenges and counting
+// frames. ok is false on timeout.
+func (cn *Conn) Next(d time.Duration) (peer.Event, bool) {
+	e, ok := cn.Peer.Next(d)
+	if !ok {
+		return e, false
+	}
+	if !e.Closed && e.DecodeErr == nil && !e.Binary {
+		cn.Seen[e.Frame.Kind]++
+		if e.Frame.Kind == frame.KindChallenge && e.Frame.ChallengeError == "" {
+			var ch mpp.Challenge
+			if json.Unmarshal(e.Frame.Challenge, &ch) == nil {
+				cn.Challenge = ch
+			}
+		}
+	}
+	return e, true
+}
+
+// Authorization builds a credential string echoing echo.
+func (cn *Conn) Authorization(echo mpp.Challenge, payload any, source string) string {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		cn.c.Failf([]string{"a payload the suite can encode"}, "%v", err)
+	}
+	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: echo, Source: source, Payload: raw})
+	if err != nil {
+		cn.c.Failf([]string{"a credential the suite can encode"}, "%v", err)
+	}
+	return auth
+}
+
+// SendCredential sends auth in the dialect's credential frame.
+func (cn *Conn) SendCredential(auth string) {
+	cn.Send(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+}
+
+// Send writes a frame, failing the case if the connection is gone.
+func (cn *Conn) Send(f frame.Frame) {
+	if err := cn.Peer.Send(cn.c.ctx, f); err != nil {
+		cn.c.Failf([]string{"the connection open for the next frame"}, "%v", err)
+	}
+}
+
+// SendText writes raw text, failing the case if the connection is gone.
+func (cn *Conn) SendText(s string) {
+	if err := cn.Peer.SendText(cn.c.ctx, []byte(s)); err != nil {
+		cn.c.Failf([]string{"the connection open for the next frame"}, "%v", err)
+	}
+}
+
+// Outcome names a class of events a case accepts.
+type Outcome struct {
+	Name  string
+	Match func(peer.Event) bool
+}
+
+var (
+	ErrorFrame     = Outcome{"error frame", func(e peer.Event) bool { return e.IsFrame(frame.KindError) }}
+	ChallengeError = Outcome{"challenge frame with error", func(e peer.Event) bool {
+		return e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError != ""
+	}}
+	Closed       = Outcome{"close", func(e peer.Event) bool { return e.Closed }}
+	DataFrame    = Outcome{"message frame", func(e peer.Event) bool { return e.IsFrame(frame.KindMessage) }}
+	ReceiptFrame = Outcome{"receipt frame", func(e peer.Event) bool { return e.IsFrame(frame.KindReceipt) }}
+	NeedVoucher  = Outcome{"needVoucher frame", func(e peer.Event) bool { return e.IsFrame(frame.KindNeedVoucher) }}
+	Undecodable  = Outcome{"frame the dialect does not define", func(e peer.Event) bool {
+		return !e.Closed && (e.Binary || e.DecodeErr != nil)
+	}}
+	// Paid is what must never follow a rejected payment.
+	Paid = []Outcome{DataFrame, ReceiptFrame}
+	// Rejection is how dialect A reports a refused credential.
+	Rejection = []Outcome{ErrorFrame, ChallengeError, Closed}
+)
+
+func names(os []Outcome) []string {
+	var out []string
+	for _, o := range os {
+		out = append(out, o.Name)
+	}
+	return out
+}
+
+func matches(e peer.Event, os []Outcome) (Outcome, bool) {
+	for _, o := range os {
+		if o.Match(e) {
+			return o, true
+		}
+	}
+	return Outcome{}, false
+}
+
+// Expect waits up to d for an event matching one of want. Events matching
+// forbid fail the case at once; others are skipped. It returns the event
+// and the outcome it matched.
+func (cn *Conn) Expect(d time.Duration, want, forbid []Outcome) (peer.Event, Outcome) {
+	deadline := time.Now().Add(d)
+	for {
+		e, ok := cn.Next(time.Until(deadline))
+		if !ok {
+			cn.c.Failf(names(want), "nothing within %s", d)
+		}
+		if o, bad := matches(e, forbid); bad {
+			cn.c.Failf(names(want), "%s (%s) at %+.3fs", e, o.Name, e.At.Seconds())
+		}
+		if o, good := matches(e, want); good {
+			return e, o
+		}
+		if e.Closed {
+			cn.c.Failf(names(want), "%s", e)
+		}
+	}
+}
+
+// Quiet asserts that nothing matching forbid arrives within d; it returns
+// the events that did arrive.
+func (cn *Conn) Quiet(d time.Duration, forbid []Outcome) []peer.Event {
+	var seen []peer.Event
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return seen
+		}
+		e, ok := cn.Next(left)
+		if !ok {
+			return seen
+		}
+		if o, bad := matches(e, forbid); bad {
+			cn.c.Failf([]string{"no " + strings.Join(names(forbid), " or ") + " within " + d.String()}, "%s (%s) at %+.3fs", e, o.Name, e.At.Seconds())
+		}
+		seen = append(seen, e)
+		if e.Closed {
+			return seen
+		}
+	}
+}
+
+// ExpectRejected expects a dialect-A rejection of a credential and no paid
+// frame after it. It records which rejection it saw.
+func (cn *Conn) ExpectRejected(what string) peer.Event {
+	e, o := cn.Expect(current.t.Reply, Rejection, Paid)
+	if !e.Closed {
+		cn.Quiet(current.t.Quiet, Paid)
+	}
+	cn.c.Observe("%s: %s (%s)", what, o.Name, e)
+	return e
+}
+
+// ExpectOpen asserts that the connection is still open: the target answers
+// a ping.
+func (cn *Conn) ExpectOpen(why string) {
+	ctx, cancel := context.WithTimeout(cn.c.ctx, current.t.Reply)
+	defer cancel()
+	if err := cn.Ping(ctx); err != nil {
+		cn.c.Failf([]string{"the connection open " + why}, "ping failed: %v", err)
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

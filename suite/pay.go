@@ -1,0 +1,76 @@
+package suite
+
+import (
+	"encoding/json"
+
+	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
+)
+
+// TestPayload is the charge payload the suite sends; the test method accepts
+// any JSON object bound to a valid challenge.
+var TestPayload = map[string]string{"proof": "mpp-conformance suite"}
+
+// ValidPayload returns a payload that pays cn's challenge: the test payload
+// for a charge, or a voucher one tick above everything the suite signed on
+// the target's first channel for a session, with that session so the caller
+// can drain it.
+func (c *C) ValidPayload(cn *Conn) (any, *Session) {
+	if cn.Target.Intent == "charge" {
+		return TestPayload, nil
+	}
+	s := &Session{Conn: cn, Ch: cn.Target.Channels[0], Tick: cn.Target.Tick, acct: current.wallet.account(cn.Target.Channels[0].ID)}
+	return s.Voucher(s.nextAmount()), s
+}
+
+// PayValid sends a valid credential on cn, echoing its challenge.
+func (c *C) PayValid(cn *Conn) *Session {
+	p, s := c.ValidPayload(cn)
+	if s != nil {
+		s.SendPayload(p)
+		return s
+	}
+	cn.SendCredential(cn.Authorization(cn.Challenge, p, ""))
+	return nil
+}
+
+// ExpectServed expects the paid flow to run: for a charge, every message
+// and the receipt; for a session, messages until the needVoucher. It
+// returns the number of messages.
+func (c *C) ExpectServed(cn *Conn, s *Session) int {
+	if s != nil {
+		n, nv := s.ReadUntilNeedVoucher()
+		c.Check(n >= 1, "at least one message for a voucher of one tick", "%d messages", n)
+		s.checkNeedVoucher(nv, s.acct.signed)
+		return n
+	}
+	n := 0
+	for {
+		e, ok := cn.Next(current.t.Reply)
+		switch {
+		case !ok:
+			c.Failf([]string{"message frames, then a receipt"}, "silence after %d messages", n)
+		case e.IsFrame(frame.KindMessage):
+			n++
+		case e.IsFrame(frame.KindReceipt):
+			c.Check(n >= 1, "at least one message before the receipt", "receipt after %d messages", n)
+			return n
+		default:
+			c.Failf([]string{"message frames, then a receipt"}, "%s after %d messages", e, n)
+		}
+	}
+}
+
+// decodeObject decodes raw JSON into a map of raw fields.
+func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	err := json.Unmarshal(raw, &m)
+	return m, err
+}
+
+// challengeOf returns the challenge a frame carries.
+func challengeOf(f frame.Frame) (mpp.Challenge, error) {
+	var ch mpp.Challenge
+	err := json.Unmarshal(f.Challenge, &ch)
+	return ch, err
+}

@@ -1,0 +1,251 @@
+// Package peer is the suite's side of one WebSocket connection: a single
+// reader goroutine that only pushes what it reads into an inbox, raw reads
+// (a malformed frame from the target is evidence, never a reason for the
+// harness to close), an explicit read limit, and a transcript of every frame
+// in both directions with times relative to the dial.
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mppws/conformance/reference/frame"
+)
+
+// ReadLimit is the largest frame the harness accepts from a target. It is
+// large on purpose: a big legitimate frame must not look like a fault.
+const ReadLimit = 16 << 20
+
+// Event is one thing read from the connection: a frame or the end of it.
+type Event struct {
+	At        time.Duration
+	Binary    bool
+	Raw       []byte
+	Frame     frame.Frame // decoded when DecodeErr is nil
+	DecodeErr error
+	// Closed is set on the last event: the connection ended.
+	Closed bool
+	Code   websocket.StatusCode // -1 when it ended without a close frame
+	Reason string
+	Err    error
+}
+
+// IsFrame reports whether e is a decoded frame of kind k.
+func (e Event) IsFrame(k frame.Kind) bool {
+	return !e.Closed && e.DecodeErr == nil && !e.Binary && e.Frame.Kind == k
+}
+
+// String renders an event for failure messages.
+func (e Event) String() string {
+	switch {
+	case e.Closed && e.Code >= 0:
+		return fmt.Sprintf("close %d %q", e.Code, e.Reason)
+	case e.Closed:
+		return fmt.Sprintf("connection ended without a close frame (%v)", e.Err)
+	case e.Binary:
+		return fmt.Sprintf("binary frame of %d bytes", len(e.Raw))
+	case e.DecodeErr != nil:
+		return fmt.Sprintf("undecodable frame (%v): %s", e.DecodeErr, clip(e.Raw))
+	default:
+		return fmt.Sprintf("%s frame %s", e.Frame.Kind, clip(e.Raw))
+	}
+}
+
+// Peer is one connection to the target.
+type Peer struct {
+	ws      *websocket.Conn
+	dialect frame.Dialect
+	start   time.Time
+	inbox   chan Event
+	done    chan struct{}
+	T       *Transcript
+	closed  sync.Once
+}
+
+// Dial connects to url and starts the reader. The transcript t may be shared
+// by several peers of one case; name tells them apart.
+func Dial(ctx context.Context, url string, d frame.Dialect, t *Transcript, name string) (*Peer, error) {
+	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: HTTP %d: %w", url, resp.StatusCode, err)
+		}
+		return nil, fmt.Errorf("dial %s: %w", url, err)
+	}
+	ws.SetReadLimit(ReadLimit)
+	p := &Peer{ws: ws, dialect: d, start: t.start, inbox: make(chan Event, 4096), done: make(chan struct{}), T: t.named(name)}
+	p.T.note("connected to %s", url)
+	go p.read()
+	return p, nil
+}
+
+// read is the one reader. It never asserts; it records and forwards.
+func (p *Peer) read() {
+	defer close(p.done)
+	for {
+		typ, b, err := p.ws.Read(context.Background())
+		at := time.Since(p.start)
+		if err != nil {
+			e := Event{At: at, Closed: true, Code: websocket.CloseStatus(err), Err: err}
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				e.Reason = ce.Reason
+			}
+			p.T.add(at, "←", e.String())
+			select {
+			case p.inbox <- e:
+			default: // inbox full after a flood; the transcript has it
+			}
+			close(p.inbox)
+			return
+		}
+		e := Event{At: at, Binary: typ == websocket.MessageBinary, Raw: b}
+		if e.Binary {
+			p.T.add(at, "←", e.String())
+		} else {
+			e.Frame, e.DecodeErr = p.dialect.Decode(b, frame.FromServer)
+			p.T.add(at, "←", string(b))
+		}
+		select {
+		case p.inbox <- e:
+		default:
+			// A target flooding the harness: keep the evidence, drop the
+			// rest, and end the connection rather than block the reader.
+			p.T.note("inbox full: harness stops reading")
+			p.ws.CloseNow()
+		}
+	}
+}
+
+// Next waits up to d for the next event. ok is false on timeout, and after
+// the final (Closed) event has been consumed.
+func (p *Peer) Next(d time.Duration) (Event, bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case e, ok := <-p.inbox:
+		return e, ok
+	case <-t.C:
+		return Event{}, false
+	}
+}
+
+// Send writes a frame in the peer's dialect.
+func (p *Peer) Send(ctx context.Context, f frame.Frame) error {
+	b, err := p.dialect.Encode(f)
+	if err != nil {
+		return err
+	}
+	return p.SendText(ctx, b)
+}
+
+// SendText writes raw bytes as a text frame.
+func (p *Peer) SendText(ctx context.Context, b []byte) error {
+	p.T.add(time.Since(p.start), "→", string(b))
+	return p.write(ctx, websocket.MessageText, b)
+}
+
+// SendBinary writes raw bytes as a binary frame.
+func (p *Peer) SendBinary(ctx context.Context, b []byte) error {
+	p.T.add(time.Since(p.start), "→", fmt.Sprintf("binary frame of %d bytes: %s", len(b), clip(b)))
+	return p.write(ctx, websocket.MessageBinary, b)
+}
+
+func (p *Peer) write(ctx context.Context, typ websocket.MessageType, b []byte) error {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.ws.Write(wctx, typ, b); err != nil {
+		p.T.note("write failed: %v", err)
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// Ping sends a WebSocket ping and waits for its pong.
+func (p *Peer) Ping(ctx context.Context) error {
+	p.T.note("ping")
+	return p.ws.Ping(ctx)
+}
+
+// Close drops the connection without a close handshake: cleanup must not
+// cost the suite seconds per case.
+func (p *Peer) Close() {
+	p.closed.Do(func() {
+		p.T.note("harness closes the connection")
+		p.ws.CloseNow()
+	})
+}
+
+// CloseNormally performs a close handshake with 1000.
+func (p *Peer) CloseNormally() {
+	p.closed.Do(func() {
+		p.T.note("harness closes with 1000")
+		p.ws.Close(websocket.StatusNormalClosure, "")
+	})
+}
+
+// Done is closed when the reader has ended.
+func (p *Peer) Done() <-chan struct{} { return p.done }
+
+// Transcript is the record of every frame of a case, both ways.
+type Transcript struct {
+	start time.Time
+	name  string
+	mu    *sync.Mutex
+	lines *[]string
+}
+
+// NewTranscript starts a transcript; times are relative to now.
+func NewTranscript() *Transcript {
+	return &Transcript{start: time.Now(), mu: &sync.Mutex{}, lines: new([]string)}
+}
+
+// named returns a view that prefixes lines with a connection name.
+func (t *Transcript) named(name string) *Transcript {
+	c := *t
+	c.name = name
+	return &c
+}
+
+func (t *Transcript) add(at time.Duration, dir, text string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	prefix := ""
+	if t.name != "" {
+		prefix = "[" + t.name + "] "
+	}
+	*t.lines = append(*t.lines, fmt.Sprintf("%+8.3fs %s%s %s", at.Seconds(), prefix, dir, clip([]byte(text))))
+}
+
+func (t *Transcript) note(format string, args ...any) {
+	t.add(time.Since(t.start), "•", fmt.Sprintf(format, args...))
+}
+
+// Note adds a harness remark to the transcript.
+func (t *Transcript) Note(format string, args ...any) { t.note(format, args...) }
+
+// String renders the transcript, one frame per line.
+func (t *Transcript) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(*t.lines) == 0 {
+		return "(no frames)"
+	}
+	return strings.Join(*t.lines, "\n")
+}
+
+// clip keeps transcripts readable: long frames show their head and size.
+func clip(b []byte) string {
+	const max = 600
+	if len(b) <= max {
+		return string(b)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", b[:max], len(b))
+}

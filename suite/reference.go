@@ -1,0 +1,107 @@
+package suite
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/server"
+	"github.com/mppws/conformance/reference/tempo"
+)
+
+// Reference is the embedded reference implementation the suite runs against
+// when no target is given: three endpoints of one process on loopback, so
+// every case has a target that fits it.
+type Reference struct {
+	// URLs are the charge, session and short-TTL endpoints, in that order.
+	URLs   []string
+	Secret string
+	hs     *http.Server
+	srvs   []*server.Server
+}
+
+// ReferenceOptions select the reference's variant.
+type ReferenceOptions struct {
+	// Fault injects a mutant into every endpoint.
+	Fault server.Fault
+	// Protocol is the session protocol offered. Default v2.
+	Protocol tempo.Protocol
+	// Channels default to the embedded fixtures.
+	Channels []fixtures.Channel
+}
+
+// ShortTTL is the challenge lifetime of the reference's short-TTL endpoint.
+const ShortTTL = 2 * time.Second
+
+// StartReference starts the reference endpoints on a loopback port.
+func StartReference(o ReferenceOptions) (*Reference, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	r := &Reference{Secret: hex.EncodeToString(b[:])}
+	chs := o.Channels
+	if chs == nil {
+		chs = fixtures.Default()
+	}
+	var descs []tempo.Channel
+	for _, ch := range chs {
+		descs = append(descs, ch.Channel)
+	}
+	base := server.Config{
+		Secret:   []byte(r.Secret),
+		Realm:    "reference.mpp-conformance",
+		Tick:     big.NewInt(1000),
+		Protocol: o.Protocol,
+		Channels: descs,
+		Fault:    o.Fault,
+	}
+	endpoints := []struct {
+		path     string
+		intent   string
+		messages int
+		ttl      time.Duration
+	}{
+		{"/charge", server.IntentCharge, 5, 5 * time.Minute},
+		{"/session", server.IntentSession, 60, 5 * time.Minute},
+		{"/short-ttl", server.IntentCharge, 5, ShortTTL},
+	}
+	mux := http.NewServeMux()
+	for _, ep := range endpoints {
+		cfg := base
+		cfg.Intent, cfg.Messages, cfg.ChallengeTTL = ep.intent, ep.messages, ep.ttl
+		srv, err := server.New(cfg)
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("reference %s: %w", ep.path, err)
+		}
+		r.srvs = append(r.srvs, srv)
+		mux.Handle(ep.path, srv)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("reference: %w", err)
+	}
+	for _, ep := range endpoints {
+		r.URLs = append(r.URLs, fmt.Sprintf("ws://%s%s", ln.Addr(), ep.path))
+	}
+	r.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go r.hs.Serve(ln)
+	return r, nil
+}
+
+// Close stops the endpoints and their connections.
+func (r *Reference) Close() {
+	if r.hs != nil {
+		r.hs.Close()
+	}
+	for _, s := range r.srvs {
+		s.Close()
+	}
+}

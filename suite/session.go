@@ -1,0 +1,294 @@
+package suite
+
+import (
+	"fmt"
+	"math/big"
+	"strings"
+	"sync"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+
+	"encoding/json"
+
+	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/reference/tempo"
+	"github.com/mppws/conformance/suite/peer"
+)
+
+// wallet is the suite's memory of every fixture channel across cases: a
+// real target keeps channel state across connections, so the suite tracks
+// what it signed and what the target reported, and never assumes a channel
+// is fresh except at the start of a run.
+type wallet struct {
+	mu       sync.Mutex
+	accounts map[tempo.Hash]*account
+}
+
+// account is what the suite knows of one channel.
+type account struct {
+	signed   *big.Int // highest amount the suite signed
+	accepted *big.Int // highest acceptedCumulative the target reported
+	spent    *big.Int // spent as last reported by the target
+	units    uint64
+	// exact is true while spent is known exactly: false after a case that
+	// dropped a connection mid-stream (a unit may be charged, not delivered).
+	exact bool
+}
+
+func newWallet() *wallet { return &wallet{accounts: map[tempo.Hash]*account{}} }
+
+func (w *wallet) account(id tempo.Hash) *account {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.accounts[id]
+	if !ok {
+		// A freshly started target: nothing accepted or spent.
+		a = &account{signed: new(big.Int), accepted: new(big.Int), spent: new(big.Int), exact: true}
+		w.accounts[id] = a
+	}
+	return a
+}
+
+// Session is a connection paying from one fixture channel.
+type Session struct {
+	*Conn
+	Ch   fixtures.Channel
+	Tick *big.Int
+	acct *account
+	// Delivered counts messages received on this session.
+	Delivered int
+}
+
+// ChannelFilter chooses among the target's fixture channels.
+type ChannelFilter func(fixtures.Channel) bool
+
+// AnyChannel accepts every channel.
+func AnyChannel(fixtures.Channel) bool { return true }
+
+// Delegated accepts channels with a separate authorized signer.
+func Delegated(ch fixtures.Channel) bool { return !ch.AuthorizedSigner.IsZero() }
+
+// channel picks the first matching channel of the session target.
+func (c *C) channel(t *Target, f ChannelFilter) fixtures.Channel {
+	for _, ch := range t.Channels {
+		if f(ch) {
+			return ch
+		}
+	}
+	c.NotApplicable("no fixture channel of the target fits this case (e.g. one with a separate authorized signer)")
+	return fixtures.Channel{}
+}
+
+// Connect dials the session target for channel ch without paying.
+func (c *C) Connect(ch fixtures.Channel) *Session {
+	t := c.TargetFor(NeedsSession)
+	cn := c.Dial(t)
+	return &Session{Conn: cn, Ch: ch, Tick: t.Tick, acct: current.wallet.account(ch.ID)}
+}
+
+// OpenSession connects to the session target and pays until the channel's
+// balance is exactly zero: it pays one tick more than anything signed so
+// far, takes every unit the target delivers, and stops at the needVoucher,
+// whose numbers then are the channel's state. Every case starts from this
+// known state whatever earlier cases left behind.
+func (c *C) OpenSession(f ChannelFilter) *Session {
+	t := c.TargetFor(NeedsSession)
+	s := c.Connect(c.channel(t, f))
+	a := s.acct
+	amount := s.nextAmount()
+	s.Send(s.Voucher(amount))
+	before := new(big.Int).Set(a.spent)
+	exact := a.exact
+	n, nv := s.ReadUntilNeedVoucher()
+	// The accounting invariant: the target delivered exactly what the
+	// channel's balance paid for.
+	if exact {
+		paid := new(big.Int).Sub(amount, before)
+		want := new(big.Int).Quo(paid, s.Tick).Int64()
+		c.Check(int64(n) == want, fmt.Sprintf("%d messages for a voucher of %s over spent %s at tick %s", want, amount, before, s.Tick),
+			"%d messages before needVoucher", n)
+	}
+	s.checkNeedVoucher(nv, amount)
+	return s
+}
+
+// Voucher builds a voucher payload for amount, signed by the channel's key.
+func (s *Session) Voucher(amount *big.Int) tempo.VoucherPayload {
+	return s.VoucherSignedBy(amount, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID)
+}
+
+// VoucherSignedBy builds a voucher with any key, domain and channel id.
+func (s *Session) VoucherSignedBy(amount *big.Int, key *secp256k1.PrivateKey, d tempo.Domain, id tempo.Hash) tempo.VoucherPayload {
+	sig, err := tempo.SignVoucher(key, d, id, amount)
+	if err != nil {
+		s.c.Failf([]string{"a voucher the suite can sign"}, "%v", err)
+	}
+	if id == s.Ch.ID && amount.Cmp(s.acct.signed) > 0 {
+		// Whatever the suite signs, a target may accept: stay above it.
+		s.acct.signed.Set(amount)
+	}
+	p := tempo.VoucherPayload{Action: "voucher", ChannelID: id.String(), CumulativeAmount: amount.String(), Signature: tempo.FormatSignature(sig)}
+	if s.Ch.Protocol == tempo.V2 {
+		desc := tempo.DescriptorOf(s.Ch.Channel)
+		p.Descriptor = &desc
+	}
+	return p
+}
+
+// Send sends a voucher credential echoing the newest challenge.
+func (s *Session) Send(p tempo.VoucherPayload) { s.SendPayload(p) }
+
+// nextAmount is one tick above anything the target may have accepted.
+func (s *Session) nextAmount() *big.Int {
+	return new(big.Int).Add(maxInt(s.acct.signed, s.acct.accepted), s.Tick)
+}
+
+// SendPayload sends any payload as a session credential.
+func (s *Session) SendPayload(payload any) {
+	src := fmt.Sprintf("did:pkh:eip155:%d:%s", s.Ch.ChainID, s.Ch.Payer)
+	s.SendCredential(s.Authorization(s.Challenge, payload, src))
+}
+
+// PayUnits sends a voucher for k ticks over what the target accepted.
+func (s *Session) PayUnits(k int) *big.Int {
+	amount := new(big.Int).Add(s.acct.accepted, s.units(k))
+	if amount.Cmp(s.acct.signed) <= 0 {
+		// Something signed earlier was never accepted; stay above it so
+		// the voucher is new funds.
+		amount.Add(s.acct.signed, s.units(k))
+	}
+	s.Send(s.Voucher(amount))
+	return amount
+}
+
+func (s *Session) units(k int) *big.Int { return new(big.Int).Mul(s.Tick, big.NewInt(int64(k))) }
+
+// ReadUntilNeedVoucher takes messages until a needVoucher and returns how
+// many arrived. A receipt first means the target's stream is too short for
+// the case; silence means it never asked to be paid.
+func (s *Session) ReadUntilNeedVoucher() (int, frame.NeedVoucher) {
+	n := 0
+	for {
+		e, ok := s.Next(current.t.Reply)
+		switch {
+		case !ok:
+			s.c.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "silence after %d messages", n)
+		case e.IsFrame(frame.KindMessage):
+			n++
+			s.Delivered++
+		case e.IsFrame(frame.KindNeedVoucher):
+			return n, e.Frame.NeedVoucher
+		case e.IsFrame(frame.KindReceipt):
+			s.c.NotApplicable("the target ended the stream after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Delivered)
+		case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
+			// A re-challenge: later vouchers echo it.
+		default:
+			s.c.Failf([]string{"message frames, then a needVoucher"}, "%s after %d messages", e, n)
+		}
+	}
+}
+
+// checkNeedVoucher checks a needVoucher against the suite's accounting and
+// adopts its numbers: requiredCumulative = spent + tick, acceptedCumulative
+// = the highest accepted voucher, deposit = the channel deposit.
+func (s *Session) checkNeedVoucher(nv frame.NeedVoucher, accepted *big.Int) {
+	c := s.c
+	p := s.Ch.Protocol
+	req, err1 := tempo.ParseAmount(nv.RequiredCumulative, p)
+	acc, err2 := tempo.ParseAmount(nv.AcceptedCumulative, p)
+	dep, err3 := tempo.ParseAmount(nv.Deposit, p)
+	c.Check(err1 == nil && err2 == nil && err3 == nil, "needVoucher amounts as decimal strings", "%+v", nv)
+	c.Check(strings.EqualFold(nv.ChannelID, s.Ch.ID.String()), "needVoucher for the paying channel "+s.Ch.ID.String(), "channelId %s", nv.ChannelID)
+	c.Check(acc.Cmp(accepted) == 0, "acceptedCumulative "+accepted.String()+" (the voucher just paid)", "acceptedCumulative %s", acc)
+	c.Check(dep.Cmp(s.Ch.Deposit) == 0, "deposit "+s.Ch.Deposit.String()+" (the fixture channel's)", "deposit %s", dep)
+	spent := new(big.Int).Sub(req, s.Tick)
+	c.Check(spent.Cmp(acc) <= 0 && new(big.Int).Sub(acc, spent).Cmp(s.Tick) < 0,
+		"requiredCumulative = spent + tick, with less than one tick left of "+acc.String(), "requiredCumulative %s (spent %s, tick %s)", req, spent, s.Tick)
+	s.acct.accepted.Set(acc)
+	s.acct.spent.Set(spent)
+	s.acct.exact = true
+}
+
+// ExpectUnits expects exactly k messages, then a needVoucher whose numbers
+// match the accounting. It returns the needVoucher.
+func (s *Session) ExpectUnits(k int, accepted *big.Int) frame.NeedVoucher {
+	before := new(big.Int).Set(s.acct.spent)
+	n, nv := s.ReadUntilNeedVoucher()
+	s.c.Check(n == k, fmt.Sprintf("exactly %d messages, then needVoucher", k), "%d messages, then needVoucher", n)
+	s.checkNeedVoucher(nv, accepted)
+	want := new(big.Int).Add(before, s.units(k))
+	s.c.Check(s.acct.spent.Cmp(want) == 0, "spent "+want.String()+" after "+fmt.Sprint(k)+" units",
+		"needVoucher implies spent %s", s.acct.spent)
+	return nv
+}
+
+// ExpectNoUnits asserts that a bad voucher buys nothing: no message or
+// receipt within the quiet window. It returns what the target did instead.
+func (s *Session) ExpectNoUnits(what string) []peer.Event {
+	seen := s.Quiet(current.t.Quiet+current.t.Reply/2, Paid)
+	var kinds []string
+	for _, e := range seen {
+		kinds = append(kinds, e.String())
+	}
+	if len(kinds) == 0 {
+		kinds = []string{"silence"}
+	}
+	s.c.Observe("%s: no data; target sent %s", what, strings.Join(kinds, ", "))
+	return seen
+}
+
+func maxInt(a, b *big.Int) *big.Int {
+	if a.Cmp(b) >= 0 {
+		return a
+	}
+	return b
+}
+
+// RunToReceipt pays for the rest of the stream, 20 units at a time, and
+// returns the final receipt after checking it against the accounting.
+func (s *Session) RunToReceipt() json.RawMessage {
+	for round := 0; round < 1000; round++ {
+		paid := s.PayUnits(20)
+		for n := 0; ; {
+			e, ok := s.Next(current.t.Stream)
+			switch {
+			case !ok:
+				s.c.Failf([]string{"messages, then a needVoucher or the receipt"}, "silence after %d messages", n)
+			case e.IsFrame(frame.KindMessage):
+				n++
+				s.Delivered++
+				continue
+			case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
+				continue
+			case e.IsFrame(frame.KindNeedVoucher):
+				s.checkNeedVoucher(e.Frame.NeedVoucher, paid)
+			case e.IsFrame(frame.KindReceipt):
+				s.adoptReceipt(e.Frame.Receipt)
+				return e.Frame.Receipt
+			default:
+				s.c.Failf([]string{"messages, then a needVoucher or the receipt"}, "%s", e)
+			}
+			break
+		}
+	}
+	s.c.Failf([]string{"a receipt within 1000 vouchers"}, "no receipt")
+	return nil
+}
+
+// adoptReceipt takes the receipt's totals as the channel's state.
+func (s *Session) adoptReceipt(raw json.RawMessage) {
+	var r mpp.SessionReceipt
+	if err := json.Unmarshal(raw, &r); err != nil {
+		s.c.Failf([]string{"a session receipt object"}, "%s: %v", raw, err)
+	}
+	spent, err1 := tempo.ParseAmount(r.Spent, s.Ch.Protocol)
+	acc, err2 := tempo.ParseAmount(r.AcceptedCumulative, s.Ch.Protocol)
+	s.c.Check(err1 == nil && err2 == nil, "decimal spent and acceptedCumulative", "spent %q, acceptedCumulative %q", r.Spent, r.AcceptedCumulative)
+	s.acct.spent.Set(spent)
+	s.acct.accepted.Set(acc)
+	if r.Units != nil {
+		s.acct.units = *r.Units
+	}
+}
