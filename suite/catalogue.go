@@ -67,11 +67,28 @@ func (m Meta) Labels() []string {
 	return l
 }
 
-// Catalogue returns every case, ordered by ID.
+// Catalogue returns every case, ordered by area, then ID.
 func Catalogue() []Meta {
 	out := append([]Meta(nil), catalogue...)
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.SliceStable(out, func(i, j int) bool { return caseLess(out[i], out[j]) })
 	return out
+}
+
+// caseLess orders cases by area (in Areas order), then by ID.
+func caseLess(a, b Meta) bool {
+	if a.Area != b.Area {
+		return areaRank(a.Area) < areaRank(b.Area)
+	}
+	return a.ID < b.ID
+}
+
+func areaRank(a Area) int {
+	for i, x := range Areas {
+		if x == a {
+			return i
+		}
+	}
+	return len(Areas)
 }
 
 // Lookup finds a case by ID.

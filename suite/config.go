@@ -41,6 +41,8 @@ type Config struct {
 	Out io.Writer
 	// TargetLabel describes the target in reports ("embedded reference").
 	TargetLabel string
+	// NoColor turns off Ginkgo's colours, for output that is not a terminal.
+	NoColor bool
 }
 
 // Timeouts are the named waits of the suite, before scaling.

@@ -116,7 +116,11 @@ func summarize(cfg Config, targets []*Target, selected map[string]bool, results 
 			s.Results = append(s.Results, Result{ID: id, Title: m.Title, Level: m.Level, Area: m.Area, Dialects: m.Dialects, Verdict: NotRun})
 		}
 	}
-	sort.Slice(s.Results, func(i, j int) bool { return s.Results[i].ID < s.Results[j].ID })
+	sort.Slice(s.Results, func(i, j int) bool {
+		a, _ := Lookup(s.Results[i].ID)
+		b, _ := Lookup(s.Results[j].ID)
+		return caseLess(a, b)
+	})
 	ran := 0
 	for _, r := range s.Results {
 		s.Counts[r.Verdict]++

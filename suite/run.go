@@ -14,10 +14,10 @@ import (
 )
 
 // ErrUsage marks a configuration or selection error (exit 2).
-var ErrUsage = errors.New("usage")
+var ErrUsage = errors.New("invalid configuration")
 
 // ErrSetup marks a target that cannot be reached or understood (exit 3).
-var ErrSetup = errors.New("setup")
+var ErrSetup = errors.New("setup failed")
 
 // TestingT is what RunSpecs needs: go test passes its *testing.T, the CLI
 // passes a recorder.
@@ -58,6 +58,7 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	suiteCfg, repCfg := GinkgoConfiguration()
 	suiteCfg.LabelFilter = labelFilter(suiteCfg.LabelFilter, selected)
 	suiteCfg.FailOnEmpty = true
+	repCfg.NoColor = repCfg.NoColor || cfg.NoColor
 	if cfg.ReportDir != "" {
 		repCfg.JUnitReport = filepath.Join(cfg.ReportDir, "junit.xml")
 		repCfg.JSONReport = filepath.Join(cfg.ReportDir, "ginkgo.json")

@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case len(args) > 0 && args[0] == "client":
 		err = client(ctx, args[1:], stdout, stderr)
 	default:
-		err = suite(ctx, args, stdout, stderr)
+		err = runSuite(ctx, args, stdout, stderr)
 	}
 	var ue usageError
 	var se setupError
@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conformance:", err)
 		return exitUsage
 	case errors.As(err, &se):
-		fmt.Fprintln(stderr, "conformance: setup:", err)
+		fmt.Fprintln(stderr, "conformance:", err)
 		return exitSetup
 	case errors.As(err, &fe):
 		if fe.msg != "" {

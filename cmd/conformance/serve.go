@@ -45,7 +45,7 @@ func (f *serverFlags) register(fs interface {
 	fs.DurationVar(&f.handshake, "handshake-timeout", 30*time.Second, "close a connection that has not paid within this time")
 	fs.DurationVar(&f.voucherWait, "voucher-timeout", 60*time.Second, "close a stream that waited this long for a voucher")
 	fs.Int64Var(&f.maxFrame, "max-frame-bytes", 32<<10, "largest client frame; larger ones close with 1009")
-	fs.StringVar(&f.fault, "fault", "", "inject a known defect (a mutant), for demonstrating the suite; see `conformance --list-faults`")
+	fs.StringVar(&f.fault, "fault", "", "inject a known defect (a mutant), for demonstrating the suite; known: "+faultNames())
 }
 
 // config turns the flags into a server configuration.

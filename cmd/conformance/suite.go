@@ -1,15 +1,174 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/server"
+	"github.com/mppws/conformance/suite"
 )
 
-// suite runs the conformance suite. It arrives with the suite issue.
-func suite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return usagef("the conformance suite is not built yet; use `conformance serve` and `conformance client <url>`")
+const suiteUsage = `conformance [flags] [target-url ...] [ID or area ...]
+
+Runs the MPP WebSocket conformance suite against the targets (ws:// or
+wss:// URLs), or against the embedded reference implementation when no URL
+is given. Select cases by ID (WS-REPLAY-003) or area (wire, replay, voucher,
+robust); the default is every case.
+
+Exit codes: 0 conformant, 1 a counted case failed, 2 usage or configuration
+error, 3 target unreachable or setup failed.
+
+Ginkgo's own flags stay available with the ginkgo. prefix (-ginkgo.v).`
+
+// runSuite runs the conformance suite. Its flags live on flag.CommandLine,
+// where Ginkgo registers its own.
+func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.CommandLine
+	fs.Init("conformance", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s\n\nflags:\n", suiteUsage)
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.HasPrefix(f.Name, "ginkgo.") && !strings.HasPrefix(f.Name, "test.") {
+				fmt.Fprintf(stderr, "  -%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+			}
+		})
+	}
+	list := fs.Bool("list", false, "print the case catalogue (ID, level, dialects, area, title) and exit")
+	reportDir := fs.String("report-dir", "", "write junit.xml, ginkgo.json, conformance.json and summary.txt here, even when the run fails")
+	expectFail := fs.String("expect-fail", "", "file of case IDs expected to fail (one per line, # comments); a listed case that passes fails the run")
+	strict := fs.Bool("strict", false, "count SHOULD cases: their failures fail the run")
+	scale := fs.Float64("timeout-scale", 1, "multiply every timeout, for slow targets")
+	secret := fs.String("secret", "", "the target's challenge HMAC secret, to check challenge ids (WS-WIRE-005)")
+	channels := fs.String("channels", "", "fixture channels JSON file the suite pays from (default: the embedded fixtures/channels.json)")
+	dialect := fs.String("dialect", "auto", "target dialect: auto or a")
+	mutant := fs.String("mutant", "", "with no target: run the embedded reference with this known defect, to watch the suite fail ("+faultNames()+")")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *list {
+		printCatalogue(stdout)
+		return nil
+	}
+	var targets, sel []string
+	for _, a := range fs.Args() {
+		if strings.Contains(a, "://") {
+			if err := checkURL(a); err != nil {
+				return err
+			}
+			targets = append(targets, a)
+		} else {
+			sel = append(sel, a)
+		}
+	}
+	cfg := suite.Config{
+		Targets: targets, Dialect: *dialect, Secret: *secret, TimeoutScale: *scale,
+		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout,
+		TargetLabel: strings.Join(targets, " "), NoColor: !isTerminal(os.Stdout),
+	}
+	if *channels != "" {
+		chs, err := fixtures.Load(*channels)
+		if err != nil {
+			return usageError{err}
+		}
+		cfg.Channels = chs
+	}
+	if *expectFail != "" {
+		m, err := readExpectFail(*expectFail)
+		if err != nil {
+			return usageError{err}
+		}
+		cfg.ExpectFail = m
+	}
+	if *mutant != "" && len(targets) > 0 {
+		return usagef("--mutant applies to the embedded reference only; drop the target URL")
+	}
+	if len(targets) == 0 {
+		fault := server.Fault(*mutant)
+		if fault != server.FaultNone && !fault.Valid() {
+			return usagef("--mutant %q: unknown; known: %s", *mutant, faultNames())
+		}
+		ref, err := suite.StartReference(suite.ReferenceOptions{Fault: fault, Channels: cfg.Channels})
+		if err != nil {
+			return setupError{err}
+		}
+		defer ref.Close()
+		cfg.Targets, cfg.Secret = ref.URLs, ref.Secret
+		cfg.TargetLabel = "embedded reference"
+		if fault != server.FaultNone {
+			cfg.TargetLabel += " with mutant " + string(fault)
+		}
+	}
+	s, err := suite.Run(ctx, cfg, nil)
+	switch {
+	case errors.Is(err, suite.ErrUsage):
+		return usageError{err}
+	case errors.Is(err, suite.ErrSetup):
+		return setupError{err}
+	case err != nil:
+		return err
+	case !s.Passed:
+		return failedError{}
+	}
+	return nil
+}
+
+// isTerminal reports whether f is a character device, where colours help.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func faultNames() string {
+	var out []string
+	for _, f := range server.Faults {
+		out = append(out, string(f))
+	}
+	return strings.Join(out, ", ")
+}
+
+func printCatalogue(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tLEVEL\tDIALECTS\tAREA\tTITLE")
+	for _, m := range suite.Catalogue() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.ID, m.Level, strings.Join(m.Dialects, ","), m.Area, m.Title)
+	}
+	tw.Flush()
+}
+
+// readExpectFail reads case IDs, one per line; text after # is the reason.
+func readExpectFail(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("expect-fail: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line, reason, _ := strings.Cut(sc.Text(), "#")
+		id := strings.TrimSpace(line)
+		if id == "" {
+			continue
+		}
+		if _, ok := suite.Lookup(id); !ok {
+			return nil, fmt.Errorf("%s:%d: unknown case ID %q", path, n, id)
+		}
+		out[id] = strings.TrimSpace(reason)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("expect-fail: %w", err)
+	}
+	return out, nil
 }
 
 // checkURL accepts ws:// and wss:// URLs with a host.
@@ -23,5 +182,3 @@ func checkURL(s string) error {
 	}
 	return nil
 }
-
-var _ = fmt.Sprint
