@@ -19,7 +19,7 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	name := fs.String("channel", "", "pay from this fixture channel (default: the first that matches the challenge)")
 	ledgerPath := fs.String("ledger", "", "file remembering what was signed per channel, read before and written after the run (default: none; vouchers start from zero)")
 	units := fs.Int("voucher-units", 100, "units paid by each voucher")
-	prepay := fs.Bool("prepay", false, "pay the next voucher when half the paid units have arrived, instead of waiting for needVoucher")
+	prepay := fs.Int("prepay", 0, "voucher steps to keep paid ahead of what has arrived, instead of waiting for needVoucher (0: pay when asked)")
 	timeout := fs.Duration("timeout", 60*time.Second, "limit for the whole run")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -38,7 +38,7 @@ func (f *serverFlags) register(fs interface {
 	fs.StringVar(&f.realm, "realm", "mpp-conformance", "challenge realm")
 	fs.StringVar(&f.intent, "intent", server.IntentSession, "intent to sell: charge or session")
 	fs.StringVar(&f.protocol, "session-protocol", string(tempo.V2), "session protocol offered: v1 or v2")
-	fs.IntVar(&f.messages, "messages", 10, "application messages per paid connection")
+	fs.IntVar(&f.messages, "messages", 60, "application messages per paid connection")
 	fs.StringVar(&f.tick, "tick", "1000", "price of one message in base units (session tick cost, charge amount)")
 	fs.DurationVar(&f.ttl, "challenge-ttl", 5*time.Minute, "challenge lifetime")
 	fs.StringVar(&f.channels, "channels", "", "fixture channels JSON file (default: the embedded fixtures/channels.json)")

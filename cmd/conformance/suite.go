@@ -38,9 +38,14 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %s\n\nflags:\n", suiteUsage)
 		fs.VisitAll(func(f *flag.Flag) {
-			if !strings.HasPrefix(f.Name, "ginkgo.") && !strings.HasPrefix(f.Name, "test.") {
-				fmt.Fprintf(stderr, "  -%s\n    \t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
+			if strings.HasPrefix(f.Name, "ginkgo.") || strings.HasPrefix(f.Name, "test.") {
+				return
 			}
+			fmt.Fprintf(stderr, "  -%s\n    \t%s", f.Name, f.Usage)
+			if f.DefValue != "" && f.DefValue != "false" {
+				fmt.Fprintf(stderr, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(stderr)
 		})
 	}
 	list := fs.Bool("list", false, "print the case catalogue (ID, level, dialects, area, title) and exit")

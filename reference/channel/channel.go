@@ -224,8 +224,8 @@ func (s *Store) Accept(v Voucher) (Result, error) {
 // the available amount covers it, spent grows by cost and units by one.
 //
 // Otherwise it returns ErrInsufficientBalance with the state unchanged, the
-// snapshot the check saw (to build need-voucher), and a channel closed at the
-// channel's next change. That channel is taken under the same lock as the
+// snapshot the check saw (to build need-voucher), and a channel closed when
+// the channel next gains funds. That channel is taken under the same lock as the
 // failed check, so a voucher accepted right after the check still wakes the
 // caller: no wake-up can be lost between "not enough" and "wait".
 // On success the returned channel is nil.
@@ -246,12 +246,14 @@ func (s *Store) Charge(id tempo.Hash, cost *big.Int) (State, <-chan struct{}, er
 	}
 	e.spent.Add(&e.spent, cost)
 	e.units++
-	e.notify()
+	// No wake-up: a charge takes funds, and waiters only wait for funds.
+	// Waking them on every unit would make k streams paused on one channel
+	// cost O(k) wake-ups per delivered unit.
 	return e.snapshot(), nil, nil
 }
 
-// Changed returns a channel closed at the channel's next change: an Accept
-// that changes the state, a successful Charge, or a TopUp.
+// Changed returns a channel closed when the channel next gains funds: an
+// Accept that raises the accepted amount, or a TopUp.
 func (s *Store) Changed(id tempo.Hash) (<-chan struct{}, error) {
 	e, err := s.lookup(id)
 	if err != nil {

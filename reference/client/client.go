@@ -33,6 +33,10 @@ type Config struct {
 	Ledger *Ledger
 	// VoucherUnits is how many units each voucher pays for. Default 100.
 	VoucherUnits int
+	// Prepay is how many voucher steps the client keeps paid ahead of what
+	// has arrived, so a stream does not stop for a needVoucher. It must
+	// cover the frames in flight. Default 0: the client pays only when asked.
+	Prepay int
 	// Timeout bounds the whole run. Default 60s.
 	Timeout time.Duration
 	// Now is the clock for challenge expiry. Default time.Now.
@@ -110,6 +114,7 @@ type run struct {
 	ch      fixtures.Channel
 	tick    *big.Int
 	sent    *big.Int // highest amount this run signed
+	owed    *big.Int // highest voucher the server needed: it must have accepted it
 	before  Account  // the ledger's view of the channel at the start
 }
 
@@ -168,6 +173,9 @@ func (r *run) do(ctx context.Context) (Result, error) {
 		case frame.KindMessage:
 			s, _ := f.Text()
 			r.res.Messages = append(r.res.Messages, s)
+			if err := r.prepay(ctx); err != nil {
+				return Result{}, &Error{Step: "stream", Err: err}
+			}
 		case frame.KindChallenge:
 			if err := r.takeChallenge(f); err != nil {
 				return Result{}, &Error{Step: "stream", Err: err}
@@ -248,11 +256,15 @@ func (r *run) openSession(ctx context.Context) error {
 	if err != nil || tick.Sign() == 0 {
 		return fmt.Errorf("request amount %q: want a positive tick cost", req.Amount)
 	}
-	r.ch, r.tick, r.sent = ch, tick, new(big.Int)
+	r.ch, r.tick, r.sent, r.owed = ch, tick, new(big.Int), new(big.Int)
 	r.before = r.cfg.Ledger.Snapshot(ch.ID)
 	r.res.Channel, r.res.ChannelID = ch.Name, ch.ID.String()
 	want := new(big.Int).Add(r.before.Signed, r.units(r.cfg.VoucherUnits))
-	return r.voucher(ctx, want)
+	if err := r.voucher(ctx, want); err != nil {
+		return err
+	}
+	r.owed.Set(r.sent)
+	return nil
 }
 
 func (r *run) units(n int) *big.Int { return new(big.Int).Mul(r.tick, big.NewInt(int64(n))) }
@@ -304,7 +316,27 @@ func (r *run) needVoucher(ctx context.Context, nv frame.NeedVoucher) error {
 		return nil
 	}
 	want := new(big.Int).Add(required, r.units(r.cfg.VoucherUnits-1))
-	return r.voucher(ctx, want)
+	if err := r.voucher(ctx, want); err != nil {
+		return err
+	}
+	r.owed.Set(r.sent)
+	return nil
+}
+
+// prepay keeps Config.Prepay voucher steps paid ahead of what has arrived.
+// Frames in flight mean the server has spent more than the client has read,
+// so the window must be wider than one step. Spent is estimated from the
+// ledger, so a stale ledger only makes the client pay later, never twice.
+func (r *run) prepay(ctx context.Context) error {
+	if r.cfg.Prepay <= 0 || r.ch.SignerKey == nil || len(r.res.Messages)%max(1, r.cfg.VoucherUnits/4) != 0 {
+		return nil
+	}
+	spent := new(big.Int).Add(r.before.Spent, r.units(len(r.res.Messages)))
+	ahead := new(big.Int).Sub(r.sent, spent)
+	if ahead.Cmp(r.units(r.cfg.Prepay*r.cfg.VoucherUnits)) >= 0 || r.sent.Cmp(r.ch.Deposit) >= 0 {
+		return nil
+	}
+	return r.voucher(ctx, new(big.Int).Add(r.sent, r.units(r.cfg.VoucherUnits)))
 }
 
 // checkReceipt compares the receipt with what this client paid and got.
@@ -341,7 +373,9 @@ func (r *run) checkReceipt(raw json.RawMessage) error {
 	units := *rc.Units
 	n := uint64(len(r.res.Messages))
 	signed := r.cfg.Ledger.Snapshot(r.ch.ID).Signed
-	check(accepted.Cmp(r.sent) >= 0 && accepted.Cmp(signed) <= 0, "acceptedCumulative %s, want between our last voucher %s and the most we signed %s", accepted, r.sent, signed)
+	// A prepaid voucher may still be in flight when the stream ends; one the
+	// server asked for must have been accepted.
+	check(accepted.Cmp(r.owed) >= 0 && accepted.Cmp(signed) <= 0, "acceptedCumulative %s, want between the voucher the server needed %s and the most we signed %s", accepted, r.owed, signed)
 	check(spent.Cmp(accepted) <= 0, "spent %s exceeds acceptedCumulative %s", spent, accepted)
 	check(units >= r.before.Units+n, "units %d, want at least %d before + %d delivered", units, r.before.Units, n)
 	minSpent := new(big.Int).Add(r.before.Spent, r.units(int(n)))

@@ -98,3 +98,14 @@ func TestSessionEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+func TestSessionPrepay(t *testing.T) {
+	_, url := start(t, server.Config{Intent: server.IntentSession, Messages: 300, Tick: big.NewInt(7)})
+	res, err := client.Run(context.Background(), url, client.Config{VoucherUnits: 20, Prepay: 2, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Messages) != 300 || res.VouchersSent < 15 {
+		t.Fatalf("got %d messages with %d vouchers; want 300 with at least 15", len(res.Messages), res.VouchersSent)
+	}
+}

@@ -35,7 +35,7 @@ type Config struct {
 	// Intent is IntentCharge or IntentSession. Default IntentSession.
 	Intent string
 	// Messages is the number of application messages per paid connection.
-	// Default 10.
+	// Default 60: enough for every voucher case of the suite.
 	Messages int
 	// Tick is the price of one message in base units: the session's tick cost
 	// and the charge amount. Default 1000.
@@ -95,7 +95,7 @@ func (c *Config) setDefaults() {
 		c.Intent = IntentSession
 	}
 	if c.Messages == 0 {
-		c.Messages = 10
+		c.Messages = 60
 	}
 	if c.Tick == nil {
 		c.Tick = big.NewInt(1000)

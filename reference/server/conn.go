@@ -32,13 +32,19 @@ type conn struct {
 	dialect frame.Dialect
 	cancel  context.CancelFunc
 
-	creds   chan string   // credential frames waiting for verification
-	paid    chan string   // the challenge id of the first accepted credential
-	free    chan struct{} // FaultNonIncreasing / FaultWrongChannel grants
-	close   sync.Once     // the first close wins
-	mu      sync.Mutex    // guards the fields below
-	state   connState     //
-	outcome string        // for the log: how the connection ended
+	creds chan string   // credential frames waiting for verification
+	paid  chan string   // the challenge id of the first accepted credential
+	free  chan struct{} // FaultNonIncreasing / FaultWrongChannel grants
+	close sync.Once     // the first close wins
+
+	// writeMu serializes writes so one watchdog timer can bound them all:
+	// a per-write context would cost an allocation and a timer per frame.
+	writeMu  sync.Mutex
+	watchdog *time.Timer
+
+	mu      sync.Mutex // guards the fields below
+	state   connState
+	outcome string // for the log: how the connection ended
 }
 
 type connState struct {
@@ -48,6 +54,7 @@ type connState struct {
 	rejected  int        // rejected frames so far
 	freeUnits int        // units granted by a fault, not by funds
 	paid      bool
+	funded    int // vouchers of this connection accepted so far
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
@@ -55,7 +62,7 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 	if s.cfg.Fault == FaultSnakeCase {
 		d = snakeCase{d}
 	}
-	return &conn{
+	c := &conn{
 		s:       s,
 		ws:      ws,
 		dialect: d,
@@ -64,6 +71,14 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		free:    make(chan struct{}, 1),
 		outcome: "peer closed",
 	}
+	// A write that outlasts WriteTimeout means the peer stopped reading:
+	// drop the connection, which fails the blocked write.
+	c.watchdog = time.AfterFunc(time.Hour, func() {
+		c.setOutcome(fmt.Sprintf("write timeout after %s: peer stopped reading", s.cfg.Limits.WriteTimeout))
+		c.ws.CloseNow()
+	})
+	c.watchdog.Stop()
+	return c
 }
 
 func (c *conn) run(parent context.Context) {
@@ -71,6 +86,7 @@ func (c *conn) run(parent context.Context) {
 	c.cancel = cancel
 	defer cancel()
 	defer c.ws.CloseNow()
+	defer c.watchdog.Stop()
 
 	if err := c.challenge(ctx); err != nil {
 		c.outcome = err.Error()
@@ -132,9 +148,15 @@ func (c *conn) send(ctx context.Context, f frame.Frame) error {
 	if err != nil {
 		return fmt.Errorf("encode %s frame: %w", f.Kind, err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, c.s.cfg.Limits.WriteTimeout)
-	defer cancel()
-	if err := c.ws.Write(wctx, websocket.MessageText, b); err != nil {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("write %s frame: %w", f.Kind, err)
+	}
+	c.watchdog.Reset(c.s.cfg.Limits.WriteTimeout)
+	err = c.ws.Write(context.Background(), websocket.MessageText, b)
+	c.watchdog.Stop()
+	if err != nil {
 		c.setOutcome(fmt.Sprintf("write %s: %v", f.Kind, err))
 		c.cancel()
 		return fmt.Errorf("write %s frame: %w", f.Kind, err)
@@ -186,6 +208,12 @@ func (c *conn) setOutcome(s string) {
 	c.mu.Lock()
 	c.outcome = s
 	c.mu.Unlock()
+}
+
+func (c *conn) getOutcome() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.outcome
 }
 
 // readLoop is the only reader. It answers bad frames, queues credentials

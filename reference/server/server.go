@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -107,9 +106,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	ws.SetReadLimit(s.cfg.Limits.MaxFrameBytes)
+	remote := r.RemoteAddr // not r: the request would live as long as the connection
 	c := newConn(s, ws)
 	c.run(s.ctx)
-	s.cfg.Log.Info("connection ended", "remote", r.RemoteAddr, "outcome", c.outcome)
+	s.cfg.Log.Info("connection ended", "remote", remote, "outcome", c.getOutcome())
 }
 
 // issue creates a fresh challenge for one connection. A random opaque nonce
@@ -145,4 +145,3 @@ func inflateDeposits(chs []tempo.Channel) []tempo.Channel {
 func (s *Server) timestamp() string { return mpp.FormatExpires(s.cfg.Now()) }
 
 var _ http.Handler = (*Server)(nil)
-var _ = time.Second

@@ -88,6 +88,7 @@ func (c *conn) voucher(ctx context.Context, cred mpp.Credential) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.state.funded++
 	if !c.state.bound {
 		c.state.bound, c.state.channelID = true, id
 		c.paid <- cred.Challenge.ID
@@ -114,8 +115,8 @@ func storeProblem(err error) error {
 
 // streamSession meters the stream: every message is charged before it is
 // sent, so no unit leaves unpaid. When the balance runs out it sends one
-// needVoucher per shortage and sleeps until the channel changes: a voucher
-// accepted on any connection wakes it at once.
+// needVoucher per shortage and sleeps until the channel gains funds: a
+// voucher accepted on any connection wakes it at once.
 func (c *conn) streamSession(ctx context.Context, challengeID string) {
 	c.mu.Lock()
 	id := c.state.channelID
@@ -137,7 +138,7 @@ func (c *conn) streamSession(ctx context.Context, challengeID string) {
 // payUnit charges one unit, waiting for vouchers as long as the balance is
 // short. It reports false when the connection ended instead.
 func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, overDelivered *bool) bool {
-	var lastAsk frame.NeedVoucher
+	asked, askedAt := false, 0
 	var deadline <-chan time.Time
 	for !c.takeFree() {
 		st, changed, err := c.s.store.Charge(id, cost)
@@ -157,12 +158,16 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 			defer t.Stop()
 			deadline = t.C
 		}
-		ask := c.needVoucher(st, tick)
-		if ask != lastAsk && c.s.cfg.Fault != FaultNoNeedVoucher {
-			if c.rechallenge(ctx) != nil || c.send(ctx, frame.Frame{Kind: frame.KindNeedVoucher, NeedVoucher: ask}) != nil {
+		// One needVoucher per shortage, and a fresh one only when this
+		// connection's own voucher fell short: vouchers of other
+		// connections sharing the channel are not this client's business.
+		funded := c.fundedCount()
+		if (!asked || funded != askedAt) && c.s.cfg.Fault != FaultNoNeedVoucher {
+			ask := frame.Frame{Kind: frame.KindNeedVoucher, NeedVoucher: c.needVoucher(st, tick)}
+			if c.rechallenge(ctx) != nil || c.send(ctx, ask) != nil {
 				return false
 			}
-			lastAsk = ask
+			asked, askedAt = true, funded
 		}
 		select {
 		case <-changed:
@@ -175,6 +180,12 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 		}
 	}
 	return true
+}
+
+func (c *conn) fundedCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state.funded
 }
 
 // needVoucher states a shortage as mpp-rs does: required = spent + tick.
