@@ -108,14 +108,24 @@ func RecoverVoucherSigner(d Domain, channelID Hash, amount *big.Int, sig []byte)
 	if err != nil {
 		return Address{}, err
 	}
+	pub, err := recoverPublicKey(&digest, sig)
+	if err != nil {
+		return Address{}, err
+	}
+	return AddressOf(pub), nil
+}
+
+// recoverPublicKey is ecrecover over a digest for a signature that passed
+// checkSignatureShape.
+func recoverPublicKey(digest *Hash, sig []byte) (*secp256k1.PublicKey, error) {
 	var compact [SignatureLength]byte
 	compact[0] = sig[64] // 27/28 is exactly decred's code for recid 0/1, uncompressed
 	copy(compact[1:], sig[:64])
 	pub, _, err := ecdsa.RecoverCompact(compact[:], digest[:])
 	if err != nil {
-		return Address{}, fmt.Errorf("%w: %v", ErrNoPublicKey, err)
+		return nil, fmt.Errorf("%w: %v", ErrNoPublicKey, err)
 	}
-	return AddressOf(pub), nil
+	return pub, nil
 }
 
 // VerifyVoucher checks that sig is a valid voucher signature by want, the
@@ -128,9 +138,15 @@ func VerifyVoucher(d Domain, channelID Hash, amount *big.Int, sig []byte, want A
 		return err
 	}
 	if got != want {
-		return fmt.Errorf("%w: recovered %s, expected %s", ErrWrongSigner, got, want)
+		return wrongSigner(got, want)
 	}
 	return nil
+}
+
+// wrongSigner is the rejection of a valid signature by got instead of want,
+// worded alike by VerifyVoucher and Verifier.Verify.
+func wrongSigner(got, want Address) error {
+	return fmt.Errorf("%w: recovered %s, expected %s", ErrWrongSigner, got, want)
 }
 
 // ParseSignature decodes the wire form: "0x" followed by exactly 130 hex
