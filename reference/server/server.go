@@ -23,11 +23,12 @@ import (
 
 // Server is an http.Handler that upgrades every request to a paid WebSocket.
 type Server struct {
-	cfg     Config
-	offer   Offer
-	request any // the challenge request object, fixed for the server's life
-	method  string
-	store   *channel.Store
+	cfg      Config
+	offer    Offer
+	request  any // the challenge request object, fixed for the server's life
+	method   string
+	store    *channel.Store
+	verifier *tempo.Verifier
 
 	ctx    context.Context // cancelled by Close: ends every connection
 	cancel context.CancelFunc
@@ -71,6 +72,9 @@ func New(cfg Config) (*Server, error) {
 	if s.store, err = channel.NewStore(deposits, channel.Options{Equal: channel.RejectEqual}); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
+	// One table per channel signer: a few hundred KiB each, built at the
+	// signer's first voucher.
+	s.verifier = tempo.NewVerifier(len(cfg.Channels))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
