@@ -1,0 +1,804 @@
+package suite
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/suite/peer"
+)
+
+// robustReaction is what a target did after one hostile input.
+type robustReaction struct {
+	events []peer.Event
+	closed bool
+}
+
+// String summarises a reaction for observations: "silence", the error
+// frames, other frames, and the close.
+func (r robustReaction) String() string {
+	var parts []string
+	errs, first := 0, ""
+	for _, e := range r.events {
+		switch {
+		case e.IsFrame(frame.KindError):
+			if errs == 0 {
+				first = e.Frame.Error
+			}
+			errs++
+		default:
+			parts = append(parts, e.String())
+		}
+	}
+	switch {
+	case errs == 1:
+		parts = append([]string{fmt.Sprintf("error frame %q", robustClip(first))}, parts...)
+	case errs > 1:
+		parts = append([]string{fmt.Sprintf("%d error frames (first %q)", errs, robustClip(first))}, parts...)
+	}
+	if len(parts) == 0 {
+		return "silence"
+	}
+	return strings.Join(parts, ", then ")
+}
+
+func robustClip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
+}
+
+// robustAfter collects what the target does within d after a hostile input.
+// A message or receipt frame fails the case at once: unpaid input never buys
+// data. The end of the connection fails it too unless mayClose. Error
+// frames, challenge frames and silence are the allowed reactions.
+func robustAfter(cn *Conn, d time.Duration, mayClose bool) robustReaction {
+	want := []string{"an error frame", "silence (ignored), the connection left open"}
+	if mayClose {
+		want = []string{"an error frame", "a close", "silence (ignored)"}
+	}
+	var r robustReaction
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return r
+		}
+		e, ok := cn.Next(left)
+		if !ok {
+			return r
+		}
+		if o, bad := matches(e, Paid); bad {
+			cn.c.Failf(append(want, "never a message or receipt frame for unpaid input"), "%s (%s) at %+.3fs", e, o.Name, e.At.Seconds())
+		}
+		r.events = append(r.events, e)
+		if e.Closed {
+			if !mayClose {
+				cn.c.Failf(want, "%s at %+.3fs", e, e.At.Seconds())
+			}
+			r.closed = true
+			return r
+		}
+	}
+}
+
+// robustNoData is the window in which data bought by a hostile input would
+// show: as long as a bad voucher is given to show it buys nothing.
+func robustNoData() time.Duration { return current.t.Quiet + current.t.Reply/2 }
+
+// robustServes dials t afresh, pays and expects the paid flow: the target
+// is still up and serving. It returns the number of messages.
+func robustServes(c *C, t *Target) int {
+	cn := c.Dial(t)
+	s := c.PayValid(cn)
+	return c.ExpectServed(cn, s)
+}
+
+// robustUsable expects cn to be open and then to serve a valid credential.
+// It returns the number of messages and the session paid from, if any.
+func robustUsable(c *C, cn *Conn, why string) (int, *Session) {
+	cn.ExpectOpen(why)
+	s := c.PayValid(cn)
+	return c.ExpectServed(cn, s), s
+}
+
+// robustServesBeside is robustServes while busy, a connection served from
+// session channel s, stays open: a fresh payment on s's channel would wake
+// both streams to compete for its units, so the fresh connection pays from
+// another channel (or, with one channel, busy is closed first).
+func robustServesBeside(c *C, t *Target, busy *Conn, s *Session) int {
+	if s == nil {
+		return robustServes(c, t)
+	}
+	for _, ch := range t.Channels {
+		if ch.ID != s.Ch.ID {
+			id := ch.ID
+			return c.OpenSession(func(x fixtures.Channel) bool { return x.ID == id }).Delivered
+		}
+	}
+	busy.CloseNormally()
+	time.Sleep(current.t.Quiet)
+	return robustServes(c, t)
+}
+
+// robustSource is the payer DID a session credential carries.
+func robustSource(s *Session) string {
+	return fmt.Sprintf("did:pkh:eip155:%d:%s", s.Ch.ChainID, s.Ch.Payer)
+}
+
+// robustValidAuth is a valid credential string for cn's challenge, with the
+// session it pays from (nil for a charge).
+func robustValidAuth(c *C, cn *Conn) (string, *Session) {
+	p, s := c.ValidPayload(cn)
+	src := ""
+	if s != nil {
+		src = robustSource(s)
+	}
+	return cn.Authorization(cn.Challenge, p, src), s
+}
+
+// robustFlow is the outcome of one charge flow run off the spec goroutine.
+type robustFlow struct {
+	n   int
+	err error
+	tr  *peer.Transcript
+}
+
+// robustChargeFlow dials t with its own transcript, reads the challenge,
+// signals ready and waits for start, pays and reads the stream to its
+// receipt. It never fails the case: it runs off the spec goroutine.
+func robustChargeFlow(ctx context.Context, t *Target, name string, ready func(), start <-chan struct{}) (r robustFlow) {
+	r.tr = peer.NewTranscript()
+	readied := false
+	defer func() {
+		if !readied {
+			ready()
+		}
+	}()
+	dctx, cancel := context.WithTimeout(ctx, current.t.Connect)
+	p, err := peer.Dial(dctx, t.URL, t.Dialect, r.tr, name)
+	cancel()
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer p.Close()
+	e, ok := p.Next(current.t.Connect)
+	if !ok {
+		r.err = fmt.Errorf("no challenge within %s", current.t.Connect)
+		return r
+	}
+	if !e.IsFrame(frame.KindChallenge) || e.Frame.ChallengeError != "" {
+		r.err = fmt.Errorf("first frame %s, want a challenge", e)
+		return r
+	}
+	ch, err := challengeOf(e.Frame)
+	if err != nil {
+		r.err = fmt.Errorf("challenge object: %w", err)
+		return r
+	}
+	payload, _ := json.Marshal(TestPayload)
+	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: ch, Payload: payload})
+	if err != nil {
+		r.err = err
+		return r
+	}
+	readied = true
+	ready()
+	<-start
+	if err := p.Send(ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}); err != nil {
+		r.err = err
+		return r
+	}
+	for {
+		e, ok := p.Next(current.t.Reply)
+		switch {
+		case !ok:
+			r.err = fmt.Errorf("silence after %d messages", r.n)
+			return r
+		case e.IsFrame(frame.KindMessage):
+			r.n++
+		case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
+		case e.IsFrame(frame.KindReceipt):
+			var rc mpp.Receipt
+			switch err := json.Unmarshal(e.Frame.Receipt, &rc); {
+			case err != nil:
+				r.err = fmt.Errorf("receipt: %v", err)
+			case rc.Status != "success":
+				r.err = fmt.Errorf("receipt status %q", rc.Status)
+			case r.n < 1:
+				r.err = fmt.Errorf("receipt after %d messages", r.n)
+			}
+			return r
+		default:
+			r.err = fmt.Errorf("%s after %d messages", e, r.n)
+			return r
+		}
+	}
+}
+
+// robustRound is what one session connection did after one voucher, read
+// off the spec goroutine.
+type robustRound struct {
+	n       int
+	nv      *frame.NeedVoucher
+	receipt json.RawMessage
+	err     string
+}
+
+// robustSessionRound sends auth on s and reads until a needVoucher or the
+// receipt. It never fails the case: it runs off the spec goroutine.
+func robustSessionRound(ctx context.Context, s *Session, auth string) (r robustRound) {
+	if err := s.Peer.Send(ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}); err != nil {
+		r.err = err.Error()
+		return r
+	}
+	for {
+		e, ok := s.Next(current.t.Reply)
+		switch {
+		case !ok:
+			r.err = fmt.Sprintf("silence after %d messages", r.n)
+			return r
+		case e.IsFrame(frame.KindMessage):
+			r.n++
+			s.Delivered++
+		case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
+			// A re-challenge: the next voucher echoes it.
+		case e.IsFrame(frame.KindNeedVoucher):
+			nv := e.Frame.NeedVoucher
+			r.nv = &nv
+			return r
+		case e.IsFrame(frame.KindReceipt):
+			r.receipt = e.Frame.Receipt
+			return r
+		default:
+			r.err = fmt.Sprintf("%s after %d messages", e, r.n)
+			return r
+		}
+	}
+}
+
+// robustSessionAuth signs a voucher for k ticks over what s's channel has
+// accepted, on the spec goroutine, and returns the credential and amount.
+func robustSessionAuth(s *Session, k int) (string, *big.Int) {
+	amount := new(big.Int).Add(s.acct.accepted, s.units(k))
+	if amount.Cmp(s.acct.signed) <= 0 {
+		amount.Add(s.acct.signed, s.units(k))
+	}
+	return s.Authorization(s.Challenge, s.Voucher(amount), robustSource(s)), amount
+}
+
+// robustRounds sends one credential per session at once and waits for all.
+func robustRounds(c *C, ss []*Session, auths []string) []robustRound {
+	out := make([]robustRound, len(ss))
+	var wg sync.WaitGroup
+	for i := range ss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer GinkgoRecover()
+			out[i] = robustSessionRound(c.ctx, ss[i], auths[i])
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// robustBare is a WebSocket client written by hand on a raw socket: it reads
+// the upgrade response and the first frame, and then never reads again.
+type robustBare struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+const robustWSGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// robustBareDial connects to a ws:// or wss:// URL and performs the
+// upgrade.
+func robustBareDial(ctx context.Context, raw string) (*robustBare, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "wss" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	var conn net.Conn
+	switch u.Scheme {
+	case "ws":
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", host)
+	case "wss":
+		conn, err = (&tls.Dialer{Config: &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}}).DialContext(ctx, "tcp", host)
+	default:
+		return nil, fmt.Errorf("scheme %q: want ws or wss", u.Scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	var k [16]byte
+	_, _ = rand.Read(k[:])
+	key := base64.StdEncoding.EncodeToString(k[:])
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", u.RequestURI(), u.Host, key)
+	if _, err := io.WriteString(conn, req); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	b := &robustBare{conn: conn, br: bufio.NewReader(conn)}
+	resp, err := http.ReadResponse(b.br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("upgrade response: %w", err)
+	}
+	sum := sha1.Sum([]byte(key + robustWSGUID))
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+		conn.Close()
+		return nil, fmt.Errorf("upgrade refused: %s, Sec-WebSocket-Accept %q", resp.Status, resp.Header.Get("Sec-WebSocket-Accept"))
+	}
+	return b, nil
+}
+
+// readMessage reads one data message, skipping control frames.
+func (b *robustBare) readMessage() (byte, []byte, error) {
+	var op byte
+	var msg []byte
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(b.br, h[:]); err != nil {
+			return 0, nil, err
+		}
+		fin, opcode := h[0]&0x80 != 0, h[0]&0x0f
+		n := uint64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var x [2]byte
+			if _, err := io.ReadFull(b.br, x[:]); err != nil {
+				return 0, nil, err
+			}
+			n = uint64(binary.BigEndian.Uint16(x[:]))
+		case 127:
+			var x [8]byte
+			if _, err := io.ReadFull(b.br, x[:]); err != nil {
+				return 0, nil, err
+			}
+			n = binary.BigEndian.Uint64(x[:])
+		}
+		if n > 1<<20 {
+			return 0, nil, fmt.Errorf("frame of %d bytes", n)
+		}
+		var mask [4]byte
+		masked := h[1]&0x80 != 0
+		if masked {
+			if _, err := io.ReadFull(b.br, mask[:]); err != nil {
+				return 0, nil, err
+			}
+		}
+		p := make([]byte, n)
+		if _, err := io.ReadFull(b.br, p); err != nil {
+			return 0, nil, err
+		}
+		if masked {
+			for i := range p {
+				p[i] ^= mask[i%4]
+			}
+		}
+		switch {
+		case opcode == 0x8:
+			return opcode, p, fmt.Errorf("close frame %x", p)
+		case opcode >= 0x8:
+			continue // ping or pong
+		case opcode != 0:
+			op, msg = opcode, p
+		default:
+			msg = append(msg, p...)
+		}
+		if fin {
+			return op, msg, nil
+		}
+	}
+}
+
+// writeText writes p as one masked text frame.
+func (b *robustBare) writeText(p []byte) error {
+	hdr := []byte{0x81}
+	switch n := len(p); {
+	case n < 126:
+		hdr = append(hdr, 0x80|byte(n))
+	case n < 1<<16:
+		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
+	default:
+		hdr = append(hdr, 0x80|127)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
+	}
+	var mask [4]byte
+	_, _ = rand.Read(mask[:])
+	hdr = append(hdr, mask[:]...)
+	out := make([]byte, len(hdr)+len(p))
+	copy(out, hdr)
+	for i, v := range p {
+		out[len(hdr)+i] = v ^ mask[i%4]
+	}
+	_ = b.conn.SetWriteDeadline(time.Now().Add(current.t.Reply))
+	_, err := b.conn.Write(out)
+	return err
+}
+
+func (b *robustBare) Close() { b.conn.Close() }
+
+var _ = Describe("Robustness", func() {
+	Case("WS-ROBUST-001", func(c *C) {
+		cn := c.Dial(c.Target())
+		var got []string
+		for _, text := range []string{"this is not JSON", `{"type":"credential","credential":`} {
+			cn.SendText(text)
+			got = append(got, robustAfter(cn, current.t.Quiet, false).String())
+		}
+		n, _ := robustUsable(c, cn, "after non-JSON text frames")
+		c.Observe("non-JSON text frames: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
+	})
+
+	Case("WS-ROBUST-002", func(c *C) {
+		cn := c.Dial(c.Target())
+		var got []string
+		for _, text := range []string{`{"type":"subscribe","params":["newHeads"]}`, `{"type":"hello"}`} {
+			cn.SendText(text)
+			got = append(got, robustAfter(cn, current.t.Quiet, false).String())
+		}
+		n, _ := robustUsable(c, cn, "after frames of unknown type")
+		c.Observe("unknown frame types: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
+	})
+
+	Case("WS-ROBUST-003", func(c *C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		auth, _ := robustValidAuth(c, cn)
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		if err := cn.Peer.SendBinary(c.ctx, b); err != nil {
+			c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
+		}
+		r := robustAfter(cn, robustNoData(), true)
+		n := robustServes(c, t)
+		c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
+	})
+
+	Case("WS-ROBUST-004", func(c *C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		huge := `{"type":"credential","credential":"Payment ` + strings.Repeat("A", 2<<20) + `"}`
+		written := "written"
+		if err := cn.Peer.SendText(c.ctx, []byte(huge)); err != nil {
+			written = fmt.Sprintf("write failed (%v)", err)
+		}
+		r := robustAfter(cn, robustNoData(), true)
+		how := "ignored"
+		switch {
+		case r.closed && r.events[len(r.events)-1].Code == 1009:
+			how = "refused with close 1009"
+		case r.closed:
+			how = "refused with a close"
+		case len(r.events) > 0:
+			how = "answered"
+		}
+		n := robustServes(c, t)
+		c.Observe("2 MiB text frame (%s): %s: %s; a fresh connection was served (%d messages)", written, how, r, n)
+	})
+
+	Case("WS-ROBUST-005", func(c *C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		p, _ := c.ValidPayload(cn)
+		echo := cn.Challenge
+		echo.ID = forgedID
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p, "")})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		const flood = 500
+		sent := 0
+		var werr error
+		for ; sent < flood; sent++ {
+			if werr = cn.Peer.SendText(c.ctx, b); werr != nil {
+				break
+			}
+		}
+		r := robustAfter(cn, robustNoData(), true)
+		n := robustServes(c, t)
+		wrote := fmt.Sprintf("all %d written", flood)
+		if werr != nil {
+			wrote = fmt.Sprintf("%d of %d written before the write failed", sent, flood)
+		}
+		c.Observe("%d forged credentials (%s): %s; a fresh connection was served (%d messages)", flood, wrote, r, n)
+	})
+
+	Case("WS-ROBUST-006", func(c *C) {
+		t := c.Target()
+		var bareSession *Session
+		if t.Intent == "session" {
+			// The bare client pays from the last channel and the normal
+			// flow (PayValid) from the first, so they do not compete for
+			// one balance.
+			if len(t.Channels) < 2 {
+				c.NotApplicable("the only payable target is a session with one fixture channel; this case needs a charge target or two channels, so the silent client and the normal flow do not share a balance")
+			}
+			ch := t.Channels[len(t.Channels)-1]
+			bareSession = &Session{Conn: &Conn{c: c, Target: t}, Ch: ch, Tick: t.Tick, acct: current.wallet.account(ch.ID)}
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
+		bare, err := robustBareDial(ctx, t.URL)
+		if err != nil {
+			cancel()
+			c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
+		}
+		defer bare.Close()
+		op, first, err := bare.readMessage()
+		cancel()
+		_ = bare.conn.SetDeadline(time.Time{})
+		if err != nil || op != 0x1 {
+			c.Failf([]string{"a challenge text frame first"}, "bare client: opcode %d, %v", op, err)
+		}
+		c.T.Note("[bare] ← %s", first)
+		f, err := t.Dialect.Decode(first, frame.FromServer)
+		if err != nil || f.Kind != frame.KindChallenge {
+			c.Failf([]string{"a challenge frame first"}, "bare client: %s (%v)", first, err)
+		}
+		ch, err := challengeOf(f)
+		c.Check(err == nil, "a challenge object", "%s: %v", f.Challenge, err)
+		var auth string
+		if bareSession != nil {
+			bareSession.Challenge = ch
+			auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.nextAmount()), robustSource(bareSession))
+			// The stream is abandoned unread: a unit may be charged and
+			// never delivered.
+			bareSession.acct.exact = false
+		} else {
+			auth = (&Conn{c: c, Target: t}).Authorization(ch, TestPayload, "")
+		}
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		c.T.Note("[bare] → %s", b)
+		if err := bare.writeText(b); err != nil {
+			c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
+		}
+		c.T.Note("[bare] paid; it never reads again")
+		time.Sleep(current.t.Quiet) // the target starts streaming into a socket nobody reads
+		start := time.Now()
+		n := robustServes(c, t)
+		c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
+	})
+
+	Case("WS-ROBUST-007", func(c *C) {
+		t := c.Target()
+		const flows = 100
+		c.T.Note("%d concurrent charge flows, each with its own transcript; failing ones are quoted below", flows)
+		out := make([]robustFlow, flows)
+		var ready, done sync.WaitGroup
+		start := make(chan struct{})
+		ready.Add(flows)
+		done.Add(flows)
+		began := time.Now()
+		for i := range flows {
+			go func() {
+				defer done.Done()
+				defer GinkgoRecover()
+				out[i] = robustChargeFlow(c.ctx, t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
+			}()
+		}
+		ready.Wait()
+		close(start)
+		done.Wait()
+		took := time.Since(began)
+		var failed []string
+		minN, maxN := -1, 0
+		for i, r := range out {
+			if r.err != nil {
+				failed = append(failed, fmt.Sprintf("flow f%03d: %v", i+1, r.err))
+				if len(failed) <= 3 {
+					failed[len(failed)-1] += "\n" + r.tr.String()
+				}
+				continue
+			}
+			if minN < 0 || r.n < minN {
+				minN = r.n
+			}
+			maxN = max(maxN, r.n)
+		}
+		if len(failed) > 0 {
+			c.Failf([]string{fmt.Sprintf("all %d flows: messages, then a receipt", flows)}, "%d of %d flows failed:\n%s", len(failed), flows, strings.Join(failed, "\n"))
+		}
+		c.Observe("%d concurrent charge flows each got %d–%d messages and a receipt, in %s", flows, minN, maxN, took.Round(time.Millisecond))
+	})
+
+	Case("WS-ROBUST-008", func(c *C) {
+		t := c.Target()
+		var ss []*Session
+		for _, ch := range t.Channels {
+			id := ch.ID
+			ss = append(ss, c.OpenSession(func(x fixtures.Channel) bool { return x.ID == id }))
+		}
+		// Every channel at once: k ticks each, exactly k messages each.
+		const k = 3
+		auths := make([]string, len(ss))
+		amounts := make([]*big.Int, len(ss))
+		before := make([]*big.Int, len(ss))
+		for i, s := range ss {
+			auths[i], amounts[i] = robustSessionAuth(s, k)
+			before[i] = new(big.Int).Set(s.acct.spent)
+		}
+		for i, r := range robustRounds(c, ss, auths) {
+			s := ss[i]
+			if r.receipt != nil {
+				c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
+			}
+			if r.err != "" {
+				c.Failf([]string{fmt.Sprintf("on every channel at once: exactly %d messages, then needVoucher", k)}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
+			}
+			c.Check(r.n == k, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", k, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
+			s.checkNeedVoucher(*r.nv, amounts[i])
+			want := new(big.Int).Add(before[i], s.units(k))
+			c.Check(s.acct.spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.acct.spent)
+		}
+		// Then every stream to its receipt, all at once, 20 ticks a round.
+		const step = 20
+		active := append([]*Session(nil), ss...)
+		var receipts []string
+		for round := 0; len(active) > 0; round++ {
+			if round >= 500 {
+				c.Failf([]string{"a receipt within 500 vouchers per channel"}, "%d streams still running", len(active))
+			}
+			auths := make([]string, len(active))
+			amounts := make([]*big.Int, len(active))
+			before := make([]*big.Int, len(active))
+			for i, s := range active {
+				auths[i], amounts[i] = robustSessionAuth(s, step)
+				before[i] = new(big.Int).Set(s.acct.spent)
+			}
+			var next []*Session
+			for i, r := range robustRounds(c, active, auths) {
+				s := active[i]
+				if r.err != "" {
+					c.Failf([]string{"on every channel at once: messages, then a needVoucher or the receipt"}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
+				}
+				if r.nv != nil {
+					c.Check(r.n == step, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", step, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
+					s.checkNeedVoucher(*r.nv, amounts[i])
+					next = append(next, s)
+					continue
+				}
+				var rc mpp.SessionReceipt
+				c.Check(json.Unmarshal(r.receipt, &rc) == nil, "a session receipt object", "%s", r.receipt)
+				spent := new(big.Int).Add(before[i], s.units(r.n))
+				c.Check(r.n <= step, fmt.Sprintf("at most %d messages for %d ticks on %s", step, step, s.Ch.Name), "%d messages, then the receipt", r.n)
+				c.Check(rc.Status == "success" && strings.EqualFold(rc.ChannelID, s.Ch.ID.String()),
+					"a success receipt for channel "+s.Ch.ID.String(), "status %q, channelId %q", rc.Status, rc.ChannelID)
+				c.Check(rc.Spent == spent.String(), fmt.Sprintf("receipt spent %s on %s (what was delivered)", spent, s.Ch.Name), "spent %q", rc.Spent)
+				c.Check(rc.AcceptedCumulative == amounts[i].String(), fmt.Sprintf("receipt acceptedCumulative %s on %s (the last voucher)", amounts[i], s.Ch.Name), "acceptedCumulative %q", rc.AcceptedCumulative)
+				s.adoptReceipt(r.receipt)
+				receipts = append(receipts, fmt.Sprintf("%s: %d messages, spent %s", s.Ch.Name, s.Delivered, rc.Spent))
+			}
+			active = next
+		}
+		c.Observe("%d sessions at once: each delivered exactly its paid units; receipts %s", len(ss), strings.Join(receipts, "; "))
+	})
+
+	Case("WS-ROBUST-009", func(c *C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		var got []string
+		for _, text := range []string{
+			`{"type":5}`,
+			`{"type":"credential","credential":42}`,
+			`{"type":"credential","credential":null}`,
+			`{"type":["credential"]}`,
+		} {
+			cn.SendText(text)
+			got = append(got, text+" → "+robustAfter(cn, current.t.Quiet, false).String())
+		}
+		n, s := robustUsable(c, cn, "after mistyped frames")
+		m := robustServesBeside(c, t, cn, s)
+		c.Observe("%s; then served on the same connection (%d messages) and on a fresh one (%d)", strings.Join(got, "; "), n, m)
+	})
+
+	Case("WS-ROBUST-010", func(c *C) {
+		t := c.Target()
+		const depth = 100_000
+		small := 15_000 // deeper than common parser limits, within a 32 KiB frame
+		inputs := []struct{ name, text string }{
+			{"empty text frame", ""},
+			{"100,000-deep JSON array", strings.Repeat("[", depth) + strings.Repeat("]", depth)},
+			{"100,000-deep JSON object", strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)},
+			{"credential frame with a 15,000-deep array field",
+				`{"type":"credential","credential":"Payment e30","x":` + strings.Repeat("[", small) + strings.Repeat("]", small) + `}`},
+		}
+		var got []string
+		for _, in := range inputs {
+			cn := c.Dial(t)
+			note := ""
+			if err := cn.Peer.SendText(c.ctx, []byte(in.text)); err != nil {
+				note = " (write failed: the target closed first)"
+			}
+			r := robustAfter(cn, current.t.Quiet, true)
+			if !r.closed {
+				cn.ExpectOpen("or closed after the " + in.name)
+			}
+			got = append(got, fmt.Sprintf("%s%s: %s", in.name, note, r))
+		}
+		n := robustServes(c, t)
+		c.Observe("%s; a fresh connection was served (%d messages)", strings.Join(got, "; "), n)
+	})
+
+	Case("WS-ROBUST-011", func(c *C) {
+		cn := c.Dial(c.Target())
+		began := time.Now()
+		cn.ExpectOpen("answering a ping before the credential")
+		rtt := time.Since(began)
+		cn.Quiet(current.t.Quiet, append([]Outcome{Closed}, Paid...))
+		s := c.PayValid(cn)
+		n := c.ExpectServed(cn, s)
+		c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
+	})
+
+	Case("WS-ROBUST-012", func(c *C) {
+		cn := c.Dial(c.Target())
+		window := 2*current.t.Quiet + current.t.Reply
+		var seen []string
+		deadline := time.Now().Add(window)
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			e, ok := cn.Next(left)
+			if !ok {
+				break
+			}
+			seen = append(seen, fmt.Sprintf("%s at %+.3fs", e, e.At.Seconds()))
+			if e.Closed {
+				break
+			}
+		}
+		if len(seen) == 0 {
+			c.Observe("silent client: no frame and no close within %s after the challenge (socket left open)", window)
+			return
+		}
+		c.Observe("silent client, within %s after the challenge: %s", window, strings.Join(seen, "; "))
+	})
+
+	Case("WS-ROBUST-013", func(c *C) {
+		var got []string
+		for _, t := range current.targets {
+			if !payable(t) {
+				got = append(got, t.URL+": not payable by the suite, skipped")
+				continue
+			}
+			n := robustServes(c, t)
+			got = append(got, fmt.Sprintf("%s: served %d messages", t.URL, n))
+		}
+		c.Observe("after the robustness cases: %s", strings.Join(got, "; "))
+	})
+})

@@ -1,0 +1,734 @@
+package suite
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
+	. "github.com/onsi/ginkgo/v2"
+
+	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/reference/tempo"
+)
+
+// anvilKeys are the well-known Anvil/Hardhat development keys #0 to #9:
+// PUBLIC TEST KEYS, never used with real funds. The suite signs with them
+// where a case needs a key other than a channel's own.
+var anvilKeys = []string{
+	"0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80", // 0xf39F…2266
+	"0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d", // 0x7099…79C8
+	"0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a", // 0x3C44…93BC
+	"0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6", // 0x90F7…b906
+	"0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a", // 0x15d3…6A65
+	"0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba", // 0x9965…A4dc
+	"0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e", // 0x976E…0aa9
+	"0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356", // 0x14dC…9955
+	"0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97", // 0x2361…1E8f
+	"0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6", // 0xa0Ee…9720
+}
+
+// publicTestKeys are the keys the suite may sign with: the configured and
+// embedded fixture signer keys, then the Anvil keys.
+func publicTestKeys() []*secp256k1.PrivateKey {
+	var out []*secp256k1.PrivateKey
+	for _, ch := range append(append([]fixtures.Channel(nil), current.cfg.Channels...), fixtures.Default()...) {
+		if ch.SignerKey != nil {
+			out = append(out, ch.SignerKey)
+		}
+	}
+	for _, h := range anvilKeys {
+		if k, err := tempo.ParsePrivateKey(h); err == nil {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// voucherKeyOf finds the public test key of addr.
+func voucherKeyOf(addr tempo.Address) (*secp256k1.PrivateKey, bool) {
+	for _, k := range publicTestKeys() {
+		if tempo.AddressOf(k.PubKey()) == addr {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+// voucherKeyOutside returns a public test key whose address is none of not.
+func voucherKeyOutside(c *C, not ...tempo.Address) *secp256k1.PrivateKey {
+next:
+	for _, k := range publicTestKeys() {
+		a := tempo.AddressOf(k.PubKey())
+		for _, n := range not {
+			if a == n {
+				continue next
+			}
+		}
+		return k
+	}
+	c.NotApplicable("every public test key the suite knows belongs to this channel")
+	return nil
+}
+
+// signUnrecorded signs a voucher without telling the wallet, for amounts no
+// correct target may accept and the wallet must not adopt: recording an
+// amount over the deposit would make every later voucher on the channel
+// unpayable.
+func signUnrecorded(c *C, key *secp256k1.PrivateKey, d tempo.Domain, id tempo.Hash, amount *big.Int) string {
+	sig, err := tempo.SignVoucher(key, d, id, amount)
+	if err != nil {
+		c.Failf([]string{"a voucher the suite can sign"}, "%v", err)
+	}
+	return tempo.FormatSignature(sig)
+}
+
+// voucherPayloadFor builds a voucher payload with s's channel descriptor and
+// any channel id, amount text and signature text. It records nothing.
+func voucherPayloadFor(s *Session, id tempo.Hash, amount, sig string) tempo.VoucherPayload {
+	p := tempo.VoucherPayload{Action: "voucher", ChannelID: id.String(), CumulativeAmount: amount, Signature: sig}
+	if s.Ch.Protocol == tempo.V2 {
+		desc := tempo.DescriptorOf(s.Ch.Channel)
+		p.Descriptor = &desc
+	}
+	return p
+}
+
+// plusTicks is a + k ticks of s.
+func plusTicks(s *Session, a *big.Int, k int) *big.Int { return new(big.Int).Add(a, s.units(k)) }
+
+// unitsBetween is how many whole ticks hi - lo holds (0 when hi <= lo).
+func unitsBetween(s *Session, hi, lo *big.Int) int {
+	d := new(big.Int).Sub(hi, lo)
+	if d.Sign() <= 0 {
+		return 0
+	}
+	return int(d.Quo(d, s.Tick).Int64())
+}
+
+// stillPays proves that the channel and the connection still work after a
+// refused voucher: a correct voucher for k more ticks buys exactly what it
+// adds over the known spent amount (k ticks, plus any amount the suite
+// signed for a voucher the target refused, which PayUnits stays above).
+func stillPays(s *Session, k int) {
+	paid := s.PayUnits(k)
+	s.ExpectUnits(unitsBetween(s, paid, s.acct.spent), paid)
+}
+
+// meter counts what several connections metering one channel deliver
+// together, reading them in turn. A voucher accepted on one connection may
+// be spent by any of them, so only the total is exact.
+type meter struct {
+	c    *C
+	ss   []*Session
+	n    []int
+	last []*frame.NeedVoucher
+}
+
+func newMeter(c *C, ss ...*Session) *meter {
+	m := &meter{c: c}
+	for _, s := range ss {
+		m.add(s)
+	}
+	return m
+}
+
+func (m *meter) add(s *Session) {
+	m.ss = append(m.ss, s)
+	m.n = append(m.n, 0)
+	m.last = append(m.last, nil)
+}
+
+func (m *meter) total() int {
+	t := 0
+	for _, n := range m.n {
+		t += n
+	}
+	return t
+}
+
+func (m *meter) String() string {
+	var parts []string
+	for i, s := range m.ss {
+		nv := "no needVoucher"
+		if m.last[i] != nil {
+			nv = fmt.Sprintf("last needVoucher %+v", *m.last[i])
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d messages, %s", s.Name, m.n[i], nv))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// poll takes what each connection has ready, waiting a short slice on each,
+// and fails on frames a metered stream must not send.
+func (m *meter) poll() {
+	slice := current.t.Quiet / 64
+	for i, s := range m.ss {
+		for {
+			e, ok := s.Next(slice)
+			if !ok {
+				break
+			}
+			switch {
+			case e.IsFrame(frame.KindMessage):
+				m.n[i]++
+				s.Delivered++
+			case e.IsFrame(frame.KindNeedVoucher):
+				nv := e.Frame.NeedVoucher
+				m.last[i] = &nv
+			case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
+				// A re-challenge: later vouchers echo it.
+			case e.IsFrame(frame.KindReceipt):
+				m.c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
+			default:
+				m.c.Failf([]string{"message and needVoucher frames on every connection of the channel"}, "[%s] %s (%s)", s.Name, e, m)
+			}
+		}
+	}
+}
+
+// shows reports whether a connection's newest needVoucher has
+// acceptedCumulative = paid.
+func (m *meter) shows(i int, paid *big.Int) bool {
+	if m.last[i] == nil {
+		return false
+	}
+	acc, err := tempo.ParseAmount(m.last[i].AcceptedCumulative, m.ss[i].Ch.Protocol)
+	return err == nil && acc.Cmp(paid) == 0
+}
+
+// settled reports whether some connection has asked for a voucher with
+// acceptedCumulative = paid: a target asks only when a charge fails, so the
+// funds are used up and every unit delivered anywhere is charged. Which
+// connections ask differs (mpp-rs every one, every poll; the reference only
+// the one whose own voucher fell short), so one is enough.
+func (m *meter) settled(paid *big.Int) bool {
+	for i := range m.ss {
+		if m.shows(i, paid) {
+			return true
+		}
+	}
+	return false
+}
+
+// adopt checks every needVoucher that shows paid accepted against the
+// accounting, and takes its numbers as the channel's state.
+func (m *meter) adopt(paid *big.Int) {
+	for i, s := range m.ss {
+		if m.shows(i, paid) {
+			s.checkNeedVoucher(*m.last[i], paid)
+		}
+	}
+}
+
+// until polls until done holds, failing after the Stream timeout.
+func (m *meter) until(what string, done func() bool) {
+	deadline := time.Now().Add(current.t.Stream)
+	for !done() {
+		if time.Now().After(deadline) {
+			m.c.Failf([]string{what + " within " + current.t.Stream.String()}, "%s", m)
+		}
+		m.poll()
+	}
+}
+
+// quiet keeps counting for d: units charged before the funds ran out may
+// still be on their way on the connections that did not ask.
+func (m *meter) quiet(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		m.poll()
+	}
+}
+
+// payAcross pays k ticks on payer, reads every connection of the channel
+// until one asks for more with the voucher accepted, keeps counting for the
+// quiet window, and checks that together they delivered exactly what the
+// voucher adds over the known spent amount. It adopts the final state.
+func payAcross(c *C, payer *Session, k int, all ...*Session) {
+	before := new(big.Int).Set(payer.acct.spent)
+	paid := payer.PayUnits(k)
+	want := unitsBetween(payer, paid, before)
+	m := newMeter(c, all...)
+	m.until("a needVoucher with acceptedCumulative "+paid.String()+" on a connection of the channel", func() bool { return m.settled(paid) })
+	m.quiet(current.t.Quiet)
+	c.Check(m.total() == want, fmt.Sprintf("exactly %d messages in all for a voucher of %s over spent %s at tick %s", want, paid, before, payer.Tick),
+		"%d messages (%s)", m.total(), m)
+	m.adopt(paid)
+}
+
+// payToReceipt pays batch ticks at every needVoucher until the stream ends,
+// and checks every round against the accounting: exactly the paid units
+// before a needVoucher, at most them before the receipt. The receipt's spent
+// must be the last known spent plus what arrived since, its
+// acceptedCumulative the last voucher, and it must carry units. It adopts the
+// receipt and returns it with the messages delivered during the call.
+func payToReceipt(s *Session, batch int) (mpp.SessionReceipt, int) {
+	c := s.c
+	delivered := 0
+	for round := 0; round < 1000; round++ {
+		before := new(big.Int).Set(s.acct.spent)
+		paid := s.PayUnits(batch)
+		want := unitsBetween(s, paid, before)
+		for n := 0; ; {
+			e, ok := s.Next(current.t.Stream)
+			switch {
+			case !ok:
+				c.Failf([]string{"messages, then a needVoucher or the receipt"}, "silence after %d messages", n)
+			case e.IsFrame(frame.KindMessage):
+				n++
+				delivered++
+				s.Delivered++
+				continue
+			case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
+				continue
+			case e.IsFrame(frame.KindNeedVoucher):
+				c.Check(n == want, fmt.Sprintf("exactly %d messages for a voucher of %s over spent %s, then needVoucher", want, paid, before),
+					"%d messages, then needVoucher", n)
+				s.checkNeedVoucher(e.Frame.NeedVoucher, paid)
+			case e.IsFrame(frame.KindReceipt):
+				c.Check(n <= want, fmt.Sprintf("at most the %d paid messages before the receipt", want), "%d messages", n)
+				var r mpp.SessionReceipt
+				if err := json.Unmarshal(e.Frame.Receipt, &r); err != nil {
+					c.Failf([]string{"a session receipt object"}, "%s: %v", e.Frame.Receipt, err)
+				}
+				spent, err1 := tempo.ParseAmount(r.Spent, s.Ch.Protocol)
+				acc, err2 := tempo.ParseAmount(r.AcceptedCumulative, s.Ch.Protocol)
+				c.Check(err1 == nil && err2 == nil, "decimal spent and acceptedCumulative", "spent %q, acceptedCumulative %q", r.Spent, r.AcceptedCumulative)
+				wantSpent := plusTicks(s, before, n)
+				c.Check(spent.Cmp(wantSpent) == 0, fmt.Sprintf("receipt spent %s: spent %s before the last voucher plus %d messages since", wantSpent, before, n),
+					"receipt spent %s", spent)
+				c.Check(acc.Cmp(paid) == 0, "receipt acceptedCumulative "+paid.String()+" (the highest voucher sent)", "acceptedCumulative %s", acc)
+				c.Check(r.Units != nil, "receipt units (the channel's running unit count)", "no units in %s", e.Frame.Receipt)
+				s.adoptReceipt(e.Frame.Receipt)
+				return r, delivered
+			default:
+				c.Failf([]string{"messages, then a needVoucher or the receipt"}, "%s after %d messages", e, n)
+			}
+			break
+		}
+	}
+	c.Failf([]string{"a receipt within 1000 vouchers"}, "no receipt")
+	return mpp.SessionReceipt{}, 0
+}
+
+// withV returns sig with its recovery byte replaced.
+func withV(sig []byte, v byte) string {
+	out := append([]byte(nil), sig...)
+	out[64] = v
+	return tempo.FormatSignature(out)
+}
+
+// highS returns the malleated twin of a low-s signature: s' = N - s with the
+// recovery id flipped, which recovers the same key under a lenient verifier.
+func highS(sig []byte) string {
+	out := append([]byte(nil), sig...)
+	s := new(big.Int).SetBytes(sig[32:64])
+	new(big.Int).Sub(secp256k1.S256().N, s).FillBytes(out[32:64])
+	out[64] = 27 + 28 - sig[64]
+	return tempo.FormatSignature(out)
+}
+
+// exponentForm writes v as <mantissa>e<exponent>, e.g. 2000 as "2e3".
+func exponentForm(v *big.Int) string {
+	d := v.String()
+	m := strings.TrimRight(d, "0")
+	if m == "" {
+		m = "0"
+	}
+	return m + "e" + strconv.Itoa(len(d)-len(m))
+}
+
+var _ = Describe("Voucher exhaustion", func() {
+	Case("WS-VOUCHER-001", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		const k = 5
+		paid := s.PayUnits(k)
+		s.ExpectUnits(k, paid)
+		// The same on a fresh connection, whose first shortage comes after
+		// these k units. The drained connection stays open and is counted
+		// too: closing it could let a target charge a unit to the dead
+		// socket (ws-dialects.md §5 scenario 18).
+		t := c.Connect(s.Ch)
+		payAcross(c, t, k, s, t)
+	})
+
+	Case("WS-VOUCHER-002", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		s.ExpectNoUnits("no voucher after the needVoucher")
+		// The pause was a pause: one tick resumes the stream.
+		paid := s.PayUnits(1)
+		s.ExpectUnits(1, paid)
+	})
+
+	Case("WS-VOUCHER-003", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		for _, m := range []int{1, 4, 7} {
+			paid := s.PayUnits(m)
+			s.ExpectUnits(m, paid)
+		}
+	})
+
+	Case("WS-VOUCHER-004", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		accepted := new(big.Int).Set(s.acct.accepted)
+		required := new(big.Int).Add(s.acct.spent, s.Tick)
+		gap := new(big.Int).Sub(required, accepted)
+		if gap.Cmp(big.NewInt(2)) < 0 {
+			c.NotApplicable("no amount lies strictly between acceptedCumulative %s and requiredCumulative %s", accepted, required)
+		}
+		short := new(big.Int).Add(accepted, gap.Rsh(gap, 1))
+		s.Send(s.Voucher(short))
+		s.ExpectNoUnits(fmt.Sprintf("voucher of %s (accepted %s, required %s)", short, accepted, required))
+		// Topping it up to the required amount buys the one unit.
+		paid := s.PayUnits(1)
+		s.ExpectUnits(unitsBetween(s, paid, s.acct.spent), paid)
+	})
+
+	Case("WS-VOUCHER-005", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		accepted := new(big.Int).Set(s.acct.accepted)
+		// Signatures are deterministic: this is the accepted voucher, byte for byte.
+		s.Send(s.Voucher(accepted))
+		s.ExpectNoUnits("voucher equal to acceptedCumulative " + accepted.String())
+		stillPays(s, 1)
+	})
+
+	Case("WS-VOUCHER-006", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		accepted := new(big.Int).Set(s.acct.accepted)
+		var sent []string
+		for _, lower := range []*big.Int{new(big.Int).Sub(accepted, big.NewInt(1)), new(big.Int).Sub(accepted, s.Tick)} {
+			if lower.Sign() < 0 || (len(sent) > 0 && sent[0] == lower.String()) {
+				continue
+			}
+			s.Send(s.Voucher(lower))
+			sent = append(sent, lower.String())
+		}
+		s.ExpectNoUnits(fmt.Sprintf("vouchers of %s below acceptedCumulative %s", strings.Join(sent, " and "), accepted))
+		stillPays(s, 1)
+	})
+
+	Case("WS-VOUCHER-007", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		over := new(big.Int).Add(s.Ch.Deposit, big.NewInt(1))
+		s.Send(voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(c, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over)))
+		s.ExpectNoUnits(fmt.Sprintf("voucher of %s over the deposit %s", over, s.Ch.Deposit))
+		stillPays(s, 1)
+	})
+
+	Case("WS-VOUCHER-008", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		key := voucherKeyOutside(c, s.Ch.Signer(), s.Ch.Payer)
+		amount := plusTicks(s, s.acct.accepted, 1)
+		s.Send(s.VoucherSignedBy(amount, key, s.Ch.Domain(), s.Ch.ID))
+		s.ExpectNoUnits(fmt.Sprintf("voucher of %s signed by %s (channel signer %s)", amount, tempo.AddressOf(key.PubKey()), s.Ch.Signer()))
+		stillPays(s, 2)
+	})
+
+	Case("WS-VOUCHER-009", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		var other *fixtures.Channel
+		for _, ch := range c.TargetFor(NeedsSession).Channels {
+			if ch.ID != s.Ch.ID {
+				other = &ch
+				break
+			}
+		}
+		if other == nil {
+			c.NotApplicable("the target has only one fixture channel; a second one is needed to pay with the wrong channel")
+		}
+		// A voucher valid in every respect for the other channel: a target
+		// may credit that channel, so it goes through that channel's account.
+		o := &Session{Conn: s.Conn, Ch: *other, Tick: s.Tick, acct: current.wallet.account(other.ID)}
+		amount := o.nextAmount()
+		o.Send(o.Voucher(amount))
+		s.ExpectNoUnits(fmt.Sprintf("voucher of %s for channel %s on a stream metering %s", amount, other.ID, s.Ch.ID))
+		stillPays(s, 1)
+	})
+
+	Case("WS-VOUCHER-010", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		amount := plusTicks(s, s.acct.accepted, 1)
+		// Recorded as signed: a lenient verifier may take some of these forms.
+		good := s.Voucher(amount)
+		sig, err := tempo.ParseSignature(good.Signature)
+		c.Check(err == nil, "a signature the suite can parse", "%v", err)
+		variants := []struct{ name, sig string }{
+			{"64 bytes (r‖s, no v)", tempo.FormatSignature(sig[:64])},
+			{"v=0", withV(sig, 0)},
+			{"v=1", withV(sig, 1)},
+			{"v=29", withV(sig, 29)},
+			{"high-s (N-s, v flipped)", highS(sig)},
+			{"not hex", good.Signature[:2] + "zz" + good.Signature[4:]},
+		}
+		var names []string
+		for _, v := range variants {
+			p := good
+			p.Signature = v.sig
+			s.Send(p)
+			names = append(names, v.name)
+		}
+		s.ExpectNoUnits(fmt.Sprintf("vouchers of %s with signatures %s", amount, strings.Join(names, ", ")))
+		stillPays(s, 2)
+	})
+
+	Case("WS-VOUCHER-011", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		// spent is known exactly from the needVoucher: the receipt's spent
+		// and acceptedCumulative are checked absolutely.
+		r1, n1 := payToReceipt(s, 9)
+		c.Observe("first stream: %d messages after the drain, receipt spent %s, units %d", n1, r1.Spent, *r1.Units)
+		// units is the channel's running count: a second stream on the
+		// channel must add exactly what it delivered.
+		t := c.Connect(s.Ch)
+		r2, n2 := payToReceipt(t, 9)
+		grew := int64(*r2.Units) - int64(*r1.Units)
+		c.Check(grew == int64(n2), fmt.Sprintf("receipt units grow by the %d messages of the second stream (from %d)", n2, *r1.Units),
+			"units %d, grew by %d", *r2.Units, grew)
+	})
+
+	Case("WS-VOUCHER-012", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		spent0 := new(big.Int).Set(s.acct.spent)
+		const k, r, j = 20, 2, 4
+		v := s.PayUnits(k)
+		for i := 0; i < r; i++ {
+			s.Expect(current.t.Reply, []Outcome{DataFrame}, []Outcome{ReceiptFrame, ErrorFrame, ChallengeError})
+			s.Delivered++
+		}
+		s.Close()
+		s.acct.exact = false // units may be charged and not delivered
+		// Whatever the harness had already read off the socket reached the
+		// suite: the target charged at least those units, at most the k paid.
+		d, asked := r, false
+		for {
+			e, ok := s.Next(current.t.Reply)
+			if !ok || e.Closed {
+				break
+			}
+			switch {
+			case e.IsFrame(frame.KindMessage):
+				d++
+			case e.IsFrame(frame.KindNeedVoucher):
+				asked = true
+			}
+		}
+		left := unitsBetween(s, v, plusTicks(s, spent0, d))
+		c.Observe("dropped the connection after reading %d of %d paid units; %d had arrived (needVoucher seen: %t); at most %d paid units undelivered", r, k, d, asked, left)
+
+		t := c.Connect(s.Ch)
+		// Signatures are deterministic: the accepted voucher, byte for byte.
+		t.Send(t.Voucher(v))
+		seen := t.Quiet(current.t.Quiet+current.t.Reply/2, []Outcome{ReceiptFrame})
+		m1, closed := 0, false
+		for _, e := range seen {
+			if e.IsFrame(frame.KindMessage) {
+				m1++
+			}
+			closed = closed || e.Closed
+		}
+		t.Delivered += m1
+		c.Check(m1 <= left, fmt.Sprintf("the accepted voucher %s buys nothing new on a new connection: at most the %d paid units that had not arrived", v, left),
+			"%d messages", m1)
+		c.Observe("accepted voucher resent on a new connection: %d messages, then %v", m1, seen)
+		if closed {
+			t = c.Connect(s.Ch)
+		}
+
+		// The first new voucher adds j ticks to what remained. The target
+		// may have charged up to k units, and a stream of the dropped
+		// connection that has not yet noticed the drop may charge one more
+		// to the dead socket (at most one unit per race, ws-dialects.md §5
+		// scenario 18): at least j-1 messages. Funds are never refunded or
+		// counted twice: at most left + j.
+		w := plusTicks(s, v, j)
+		t.Send(t.Voucher(w))
+		n2, nv := t.ReadUntilNeedVoucher()
+		total := m1 + n2
+		c.Check(total >= j-1 && total <= left+j,
+			fmt.Sprintf("between %d and %d messages on the new connection for a voucher of %s (accepted %s, at least %d units charged of the %d paid)", j-1, left+j, w, v, d, k),
+			"%d messages", total)
+		t.checkNeedVoucher(nv, w)
+		// A dropped stream may still be waiting on the target.
+		s.acct.exact = false
+	})
+
+	Case("WS-VOUCHER-013", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		p := s.Ch.Protocol
+		window := 2 * current.t.Quiet
+		seen := s.Quiet(window, Paid)
+		repeats, others := 0, 0
+		for _, e := range seen {
+			if !e.IsFrame(frame.KindNeedVoucher) {
+				continue
+			}
+			nv := e.Frame.NeedVoucher
+			req, err1 := tempo.ParseAmount(nv.RequiredCumulative, p)
+			acc, err2 := tempo.ParseAmount(nv.AcceptedCumulative, p)
+			if err1 == nil && err2 == nil && acc.Cmp(s.acct.accepted) == 0 && req.Cmp(new(big.Int).Add(s.acct.spent, s.Tick)) == 0 {
+				repeats++
+			} else {
+				others++
+			}
+		}
+		c.Observe("%d identical and %d other needVoucher frames within %s of the first", repeats, others, window)
+		c.Check(repeats == 0, "no repeat of the needVoucher within "+window.String()+" while no voucher is sent",
+			"%d identical needVoucher frames", repeats)
+	})
+
+	Case("WS-VOUCHER-014", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		before := new(big.Int).Set(s.acct.spent)
+		// The drained connection stays open and is counted too: closing it
+		// could let a target charge a unit to the dead socket.
+		a, b := c.Connect(s.Ch), c.Connect(s.Ch)
+		const x, y = 6, 6
+		m := newMeter(c, s, a)
+		v1 := a.PayUnits(x)
+		m.until("a message or a needVoucher showing the voucher "+v1.String()+" accepted", func() bool {
+			return m.total() > 0 || m.shows(0, v1) || m.shows(1, v1)
+		})
+		// The second voucher arrives while the first one's units stream.
+		v2 := b.PayUnits(y)
+		m.add(b)
+		m.until("a needVoucher with acceptedCumulative "+v2.String()+" on a connection", func() bool { return m.settled(v2) })
+		m.quiet(current.t.Quiet)
+		want := unitsBetween(s, v2, before)
+		c.Check(m.total() == want, fmt.Sprintf("exactly %d messages in all: vouchers of %s (on %s) and %s (on %s) over spent %s", want, v1, a.Name, v2, b.Name, before),
+			"%d messages (%s)", m.total(), m)
+		m.adopt(v2)
+		c.Observe("%s", m)
+	})
+
+	Case("WS-VOUCHER-015", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		t := c.Connect(s.Ch)
+		over := new(big.Int).Add(s.Ch.Deposit, big.NewInt(1))
+		t.Send(voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(c, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over)))
+		t.ExpectNoUnits(fmt.Sprintf("opening voucher of %s over the deposit %s", over, s.Ch.Deposit))
+		// The channel still pays, and the refused connection, which opened
+		// no stream, takes no part in it.
+		stillPays(s, 1)
+	})
+
+	Case("WS-VOUCHER-016", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		// A well-formed channel nobody opened: the fixture channel with a
+		// random salt, so its id derives correctly from its descriptor.
+		unknown := s.Ch.Channel
+		_, err := rand.Read(unknown.Salt[:])
+		c.Check(err == nil, "random bytes", "%v", err)
+		unknown.ID, err = unknown.DeriveID()
+		c.Check(err == nil, "a derivable channel id", "%v", err)
+		p := tempo.VoucherPayload{Action: "voucher", ChannelID: unknown.ID.String(), CumulativeAmount: s.Tick.String(),
+			Signature: signUnrecorded(c, s.Ch.SignerKey, unknown.Domain(), unknown.ID, s.Tick)}
+		if unknown.Protocol == tempo.V2 {
+			desc := tempo.DescriptorOf(unknown)
+			p.Descriptor = &desc
+		}
+		t := c.Connect(s.Ch)
+		t.Send(p)
+		t.ExpectNoUnits("opening voucher for unknown channel " + unknown.ID.String())
+		// The channel still pays, and the refused connection, which opened
+		// no stream, takes no part in it.
+		stillPays(s, 1)
+	})
+
+	Case("WS-VOUCHER-017", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		over := new(big.Int).Add(s.Ch.Deposit, big.NewInt(1))
+		other := voucherKeyOutside(c, s.Ch.Signer(), s.Ch.Payer)
+		rejected := []struct {
+			what string
+			p    tempo.VoucherPayload
+		}{
+			{"voucher equal to acceptedCumulative", s.Voucher(new(big.Int).Set(s.acct.accepted))},
+			{"voucher from the wrong signer", s.VoucherSignedBy(plusTicks(s, s.acct.accepted, 1), other, s.Ch.Domain(), s.Ch.ID)},
+			{"voucher over the deposit", voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(c, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over))},
+		}
+		for _, r := range rejected {
+			s.Send(r.p)
+			e, o := s.Expect(current.t.Reply, []Outcome{ErrorFrame, ChallengeError}, Paid)
+			c.Observe("%s: %s (%s)", r.what, o.Name, e)
+		}
+	})
+
+	Case("WS-VOUCHER-018", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		amount := plusTicks(s, s.acct.accepted, 1)
+		// Signed over the amount each form spells, so a lenient parser would
+		// find a valid voucher; recorded as signed for the same reason.
+		good := s.Voucher(amount)
+		forms := []string{"-1", "+" + amount.String(), exponentForm(amount), " " + amount.String(), "0x" + amount.Text(16)}
+		for _, f := range forms {
+			p := good
+			p.CumulativeAmount = f
+			s.Send(p)
+		}
+		raw, err := json.Marshal(good)
+		c.Check(err == nil, "a payload the suite can encode", "%v", err)
+		var number map[string]any
+		c.Check(json.Unmarshal(raw, &number) == nil, "a payload object", "%s", raw)
+		number["cumulativeAmount"] = json.Number(amount.String())
+		s.SendPayload(number)
+		var quoted []string
+		for _, f := range forms {
+			quoted = append(quoted, strconv.Quote(f))
+		}
+		s.ExpectNoUnits(fmt.Sprintf("cumulativeAmount as %s and as the JSON number %s", strings.Join(quoted, ", "), amount))
+		stillPays(s, 2)
+	})
+
+	Case("WS-VOUCHER-019", func(c *C) {
+		s := c.OpenSession(AnyChannel)
+		amount := plusTicks(s, s.acct.accepted, 1)
+		right := s.Ch.Domain()
+		chain := right
+		chain.ChainID = 42431
+		if right.ChainID == chain.ChainID {
+			chain.ChainID = 4217
+		}
+		escrow := right
+		escrow.VerifyingContract[19] ^= 0x01
+		proto := right
+		proto.Protocol = tempo.V1
+		if right.Protocol == tempo.V1 {
+			proto.Protocol = tempo.V2
+		}
+		domains := []struct {
+			what string
+			d    tempo.Domain
+		}{
+			{fmt.Sprintf("chainId %d (channel's %d)", chain.ChainID, right.ChainID), chain},
+			{fmt.Sprintf("verifyingContract %s (channel's %s)", escrow.VerifyingContract, right.VerifyingContract), escrow},
+			{fmt.Sprintf("the %s domain name (channel is %s)", proto.Protocol, right.Protocol), proto},
+		}
+		var whats []string
+		for _, d := range domains {
+			s.Send(s.VoucherSignedBy(amount, s.Ch.SignerKey, d.d, s.Ch.ID))
+			whats = append(whats, d.what)
+		}
+		s.ExpectNoUnits(fmt.Sprintf("vouchers of %s signed by the channel signer over %s", amount, strings.Join(whats, "; ")))
+		stillPays(s, 2)
+	})
+
+	Case("WS-VOUCHER-020", func(c *C) {
+		s := c.OpenSession(Delegated)
+		payer, ok := voucherKeyOf(s.Ch.Payer)
+		if !ok || s.Ch.Payer == s.Ch.Signer() {
+			c.NotApplicable("the payer %s of delegated channel %s has no public test key the suite knows", s.Ch.Payer, s.Ch.Name)
+		}
+		amount := plusTicks(s, s.acct.accepted, 1)
+		s.Send(s.VoucherSignedBy(amount, payer, s.Ch.Domain(), s.Ch.ID))
+		s.ExpectNoUnits(fmt.Sprintf("voucher of %s signed by the payer %s (authorizedSigner %s)", amount, s.Ch.Payer, s.Ch.AuthorizedSigner))
+		// The authorized signer pays.
+		stillPays(s, 2)
+	})
+})
