@@ -206,6 +206,9 @@ func (s *Session) ReadUntilNeedVoucher() (int, frame.NeedVoucher) {
 			s.c.NotApplicable("the target ended the stream after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Delivered)
 		case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
 			// A re-challenge: later vouchers echo it.
+		case e.IsFrame(frame.KindError) && s.Delivered == 0 && s.paid != nil && s.paid.Cmp(s.acct.signed) == 0:
+			s.c.Failf([]string{"message frames for a voucher one tick above everything the suite signed on this channel"},
+				"%s (the suite assumes a freshly started target: was this one used before this run?)", e)
 		default:
 			s.c.Failf([]string{"message frames, then a needVoucher"}, "%s after %d messages", e, n)
 		}

@@ -29,16 +29,21 @@ error, 3 target unreachable or setup failed.
 
 Ginkgo's own flags stay available with the ginkgo. prefix (-ginkgo.v).`
 
-// runSuite runs the conformance suite. Its flags live on flag.CommandLine,
-// where Ginkgo registers its own.
+// runSuite runs the conformance suite.
 func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.CommandLine
-	fs.Init("conformance", flag.ContinueOnError)
+	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// Ginkgo binds its flags to flag.CommandLine; sharing their values keeps
+	// -ginkgo.v and friends working on this command line.
+	flag.CommandLine.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "ginkgo.") {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: %s\n\nflags:\n", suiteUsage)
 		fs.VisitAll(func(f *flag.Flag) {
-			if strings.HasPrefix(f.Name, "ginkgo.") || strings.HasPrefix(f.Name, "test.") {
+			if strings.HasPrefix(f.Name, "ginkgo.") {
 				return
 			}
 			fmt.Fprintf(stderr, "  -%s\n    \t%s", f.Name, f.Usage)
