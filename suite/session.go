@@ -277,39 +277,70 @@ func maxInt(a, b *big.Int) *big.Int {
 	return b
 }
 
-// RunToReceipt pays for the rest of the stream, 20 units at a time, and
-// returns the final receipt after checking it against the accounting.
-func (s *Session) RunToReceipt() json.RawMessage {
+// RunToReceipt pays batch ticks at every needVoucher until the stream ends,
+// and checks every round against the accounting: exactly the paid units
+// before a needVoucher, at most them before the receipt. The receipt's spent
+// must be the last known spent plus what arrived since, its
+// acceptedCumulative the last voucher, and it must carry units. It adopts the
+// receipt and returns it, raw and decoded, with the messages delivered
+// during the call.
+func (s *Session) RunToReceipt(batch int) (mpp.SessionReceipt, json.RawMessage, int) {
+	c := s.c
+	delivered := 0
 	for round := 0; round < 1000; round++ {
-		paid := s.PayUnits(20)
+		before := new(big.Int).Set(s.acct.spent)
+		paid := s.PayUnits(batch)
+		want := unitsBetween(s, paid, before)
 		for n := 0; ; {
 			e, ok := s.Next(current.t.Stream)
 			switch {
 			case !ok:
-				s.c.Failf([]string{"messages, then a needVoucher or the receipt"}, "silence after %d messages", n)
+				c.Failf([]string{"messages, then a needVoucher or the receipt"}, "silence after %d messages", n)
 			case e.IsFrame(frame.KindMessage):
 				n++
+				delivered++
 				s.Delivered++
 				continue
 			case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
 				continue
 			case e.IsFrame(frame.KindNeedVoucher):
+				c.Check(n == want, fmt.Sprintf("exactly %d messages for a voucher of %s over spent %s, then needVoucher", want, paid, before),
+					"%d messages, then needVoucher", n)
 				s.checkNeedVoucher(e.Frame.NeedVoucher, paid)
 			case e.IsFrame(frame.KindReceipt):
-				s.adoptReceipt(e.Frame.Receipt)
-				return e.Frame.Receipt
+				c.Check(n <= want, fmt.Sprintf("at most the %d paid messages before the receipt", want), "%d messages", n)
+				r := s.adoptReceipt(e.Frame.Receipt)
+				spent, acc := s.acct.spent, s.acct.accepted
+				wantSpent := plusTicks(s, before, n)
+				c.Check(spent.Cmp(wantSpent) == 0, fmt.Sprintf("receipt spent %s: spent %s before the last voucher plus %d messages since", wantSpent, before, n),
+					"receipt spent %s", spent)
+				c.Check(acc.Cmp(paid) == 0, "receipt acceptedCumulative "+paid.String()+" (the highest voucher sent)", "acceptedCumulative %s", acc)
+				c.Check(r.Units != nil, "receipt units (the channel's running unit count)", "no units in %s", e.Frame.Receipt)
+				return r, e.Frame.Receipt, delivered
 			default:
-				s.c.Failf([]string{"messages, then a needVoucher or the receipt"}, "%s", e)
+				c.Failf([]string{"messages, then a needVoucher or the receipt"}, "%s after %d messages", e, n)
 			}
 			break
 		}
 	}
-	s.c.Failf([]string{"a receipt within 1000 vouchers"}, "no receipt")
-	return nil
+	c.Failf([]string{"a receipt within 1000 vouchers"}, "no receipt")
+	return mpp.SessionReceipt{}, nil, 0
+}
+
+// plusTicks is a + k ticks of s.
+func plusTicks(s *Session, a *big.Int, k int) *big.Int { return new(big.Int).Add(a, s.units(k)) }
+
+// unitsBetween is how many whole ticks hi - lo holds (0 when hi <= lo).
+func unitsBetween(s *Session, hi, lo *big.Int) int {
+	d := new(big.Int).Sub(hi, lo)
+	if d.Sign() <= 0 {
+		return 0
+	}
+	return int(d.Quo(d, s.Tick).Int64())
 }
 
 // adoptReceipt takes the receipt's totals as the channel's state.
-func (s *Session) adoptReceipt(raw json.RawMessage) {
+func (s *Session) adoptReceipt(raw json.RawMessage) mpp.SessionReceipt {
 	var r mpp.SessionReceipt
 	if err := json.Unmarshal(raw, &r); err != nil {
 		s.c.Failf([]string{"a session receipt object"}, "%s: %v", raw, err)
@@ -322,4 +353,5 @@ func (s *Session) adoptReceipt(raw json.RawMessage) {
 	if r.Units != nil {
 		s.acct.units = *r.Units
 	}
+	return r
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
-	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/reference/tempo"
 )
 
@@ -98,18 +97,6 @@ func voucherPayloadFor(s *Session, id tempo.Hash, amount, sig string) tempo.Vouc
 		p.Descriptor = &desc
 	}
 	return p
-}
-
-// plusTicks is a + k ticks of s.
-func plusTicks(s *Session, a *big.Int, k int) *big.Int { return new(big.Int).Add(a, s.units(k)) }
-
-// unitsBetween is how many whole ticks hi - lo holds (0 when hi <= lo).
-func unitsBetween(s *Session, hi, lo *big.Int) int {
-	d := new(big.Int).Sub(hi, lo)
-	if d.Sign() <= 0 {
-		return 0
-	}
-	return int(d.Quo(d, s.Tick).Int64())
 }
 
 // stillPays proves that the channel and the connection still work after a
@@ -260,61 +247,6 @@ func payAcross(c *C, payer *Session, k int, all ...*Session) {
 	c.Check(m.total() == want, fmt.Sprintf("exactly %d messages in all for a voucher of %s over spent %s at tick %s", want, paid, before, payer.Tick),
 		"%d messages (%s)", m.total(), m)
 	m.adopt(paid)
-}
-
-// payToReceipt pays batch ticks at every needVoucher until the stream ends,
-// and checks every round against the accounting: exactly the paid units
-// before a needVoucher, at most them before the receipt. The receipt's spent
-// must be the last known spent plus what arrived since, its
-// acceptedCumulative the last voucher, and it must carry units. It adopts the
-// receipt and returns it with the messages delivered during the call.
-func payToReceipt(s *Session, batch int) (mpp.SessionReceipt, int) {
-	c := s.c
-	delivered := 0
-	for round := 0; round < 1000; round++ {
-		before := new(big.Int).Set(s.acct.spent)
-		paid := s.PayUnits(batch)
-		want := unitsBetween(s, paid, before)
-		for n := 0; ; {
-			e, ok := s.Next(current.t.Stream)
-			switch {
-			case !ok:
-				c.Failf([]string{"messages, then a needVoucher or the receipt"}, "silence after %d messages", n)
-			case e.IsFrame(frame.KindMessage):
-				n++
-				delivered++
-				s.Delivered++
-				continue
-			case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
-				continue
-			case e.IsFrame(frame.KindNeedVoucher):
-				c.Check(n == want, fmt.Sprintf("exactly %d messages for a voucher of %s over spent %s, then needVoucher", want, paid, before),
-					"%d messages, then needVoucher", n)
-				s.checkNeedVoucher(e.Frame.NeedVoucher, paid)
-			case e.IsFrame(frame.KindReceipt):
-				c.Check(n <= want, fmt.Sprintf("at most the %d paid messages before the receipt", want), "%d messages", n)
-				var r mpp.SessionReceipt
-				if err := json.Unmarshal(e.Frame.Receipt, &r); err != nil {
-					c.Failf([]string{"a session receipt object"}, "%s: %v", e.Frame.Receipt, err)
-				}
-				spent, err1 := tempo.ParseAmount(r.Spent, s.Ch.Protocol)
-				acc, err2 := tempo.ParseAmount(r.AcceptedCumulative, s.Ch.Protocol)
-				c.Check(err1 == nil && err2 == nil, "decimal spent and acceptedCumulative", "spent %q, acceptedCumulative %q", r.Spent, r.AcceptedCumulative)
-				wantSpent := plusTicks(s, before, n)
-				c.Check(spent.Cmp(wantSpent) == 0, fmt.Sprintf("receipt spent %s: spent %s before the last voucher plus %d messages since", wantSpent, before, n),
-					"receipt spent %s", spent)
-				c.Check(acc.Cmp(paid) == 0, "receipt acceptedCumulative "+paid.String()+" (the highest voucher sent)", "acceptedCumulative %s", acc)
-				c.Check(r.Units != nil, "receipt units (the channel's running unit count)", "no units in %s", e.Frame.Receipt)
-				s.adoptReceipt(e.Frame.Receipt)
-				return r, delivered
-			default:
-				c.Failf([]string{"messages, then a needVoucher or the receipt"}, "%s after %d messages", e, n)
-			}
-			break
-		}
-	}
-	c.Failf([]string{"a receipt within 1000 vouchers"}, "no receipt")
-	return mpp.SessionReceipt{}, 0
 }
 
 // withV returns sig with its recovery byte replaced.
@@ -482,12 +414,12 @@ var _ = Describe("Voucher exhaustion", func() {
 		s := c.OpenSession(AnyChannel)
 		// spent is known exactly from the needVoucher: the receipt's spent
 		// and acceptedCumulative are checked absolutely.
-		r1, n1 := payToReceipt(s, 9)
+		r1, _, n1 := s.RunToReceipt(9)
 		c.Observe("first stream: %d messages after the drain, receipt spent %s, units %d", n1, r1.Spent, *r1.Units)
 		// units is the channel's running count: a second stream on the
 		// channel must add exactly what it delivered.
 		t := c.Connect(s.Ch)
-		r2, n2 := payToReceipt(t, 9)
+		r2, _, n2 := t.RunToReceipt(9)
 		grew := int64(*r2.Units) - int64(*r1.Units)
 		c.Check(grew == int64(n2), fmt.Sprintf("receipt units grow by the %d messages of the second stream (from %d)", n2, *r1.Units),
 			"units %d, grew by %d", *r2.Units, grew)
