@@ -86,3 +86,63 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDialectBRoundTrip(t *testing.T) {
+	frames := []struct {
+		f   Frame
+		dir Direction
+		raw string
+	}{
+		{Frame{Kind: KindCredential, Credential: "Payment abc"}, FromClient, `{"mpp":"authorization","authorization":"Payment abc"}`},
+		{Frame{Kind: KindCloseRequest}, FromClient, `{"mpp":"payment-close-request"}`},
+		{Frame{Kind: KindMessage, Data: StringData("hi")}, FromClient, `{"mpp":"message","data":"hi"}`},
+		{Frame{Kind: KindMessage, Data: StringData("unit-1")}, FromServer, `{"mpp":"message","data":"unit-1"}`},
+		{Frame{Kind: KindNeedVoucher, NeedVoucher: NeedVoucher{"0x01", "20", "10", "100"}}, FromServer,
+			`{"mpp":"payment-need-voucher","data":{"channelId":"0x01","requiredCumulative":"20","acceptedCumulative":"10","deposit":"100"}}`},
+		{Frame{Kind: KindReceipt, Receipt: json.RawMessage(`{"spent":"1"}`)}, FromServer, `{"mpp":"payment-receipt","data":{"spent":"1"}}`},
+		{Frame{Kind: KindCloseReady, Receipt: json.RawMessage(`{"spent":"2"}`)}, FromServer, `{"mpp":"payment-close-ready","data":{"spent":"2"}}`},
+		{Frame{Kind: KindError, Status: 402, Error: "no"}, FromServer, `{"mpp":"payment-error","status":402,"message":"no"}`},
+	}
+	for _, tc := range frames {
+		b, err := B.Encode(tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.raw {
+			t.Errorf("encode %s: got %s, want %s", tc.f.Kind, b, tc.raw)
+		}
+		got, err := B.Decode(b, tc.dir)
+		if err != nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		again, _ := B.Encode(got)
+		if string(again) != tc.raw {
+			t.Errorf("round trip %s: got %s", tc.raw, again)
+		}
+	}
+	if _, err := B.Encode(Frame{Kind: KindChallenge}); err == nil {
+		t.Error("dialect B encoded a challenge frame; it has none")
+	}
+}
+
+func TestDialectBDecodeErrors(t *testing.T) {
+	cases := []struct {
+		raw  string
+		dir  Direction
+		want string
+	}{
+		{`{"type":"credential","credential":"x"}`, FromClient, `missing "mpp"`},
+		{`{"mpp":"authorization","authorization":5}`, FromClient, "want string"},
+		{`{"mpp":"payment-need-voucher","data":{"channelId":"0x","requiredCumulative":1,"acceptedCumulative":"1","deposit":"1"}}`, FromServer, `"requiredCumulative" is number`},
+		{`{"mpp":"payment-need-voucher","data":{"channelId":"0x"}}`, FromServer, `missing field "requiredCumulative"`},
+		{`{"mpp":"payment-error","status":"402","message":"x"}`, FromServer, `"status" is string`},
+		{`{"mpp":"payment-receipt","data":"x"}`, FromServer, "want object"},
+		{`{"mpp":"payment-close-request"}`, FromServer, "unknown mpp"},
+	}
+	for _, tc := range cases {
+		_, err := B.Decode([]byte(tc.raw), tc.dir)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("decode %s: got %v, want error containing %q", tc.raw, err, tc.want)
+		}
+	}
+}
