@@ -28,6 +28,9 @@ type State struct {
 	Signature []byte   // signature of the voucher that set Accepted (nil before the first)
 	Spent     *big.Int
 	Units     uint64
+	// Finalized is set once the channel has been closed: it takes no more
+	// vouchers or charges.
+	Finalized bool
 }
 
 // Available is what the accepted vouchers still cover: Accepted - Spent.
@@ -109,6 +112,7 @@ type entry struct {
 	signature []byte
 	spent     big.Int
 	units     uint64
+	finalized bool
 	// changed is closed and dropped at the next change. It is created only
 	// when someone waits, so the charge hot path does not allocate it.
 	changed chan struct{}
@@ -188,6 +192,9 @@ func (s *Store) Accept(v Voucher) (Result, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := e.open(); err != nil {
+		return Result{}, err
+	}
 	if v.Amount.Cmp(&e.deposit) > 0 {
 		return Result{}, newError(ErrExceedsDeposit, ProblemExceedsDeposit,
 			"voucher %s exceeds deposit %s", v.Amount, &e.deposit)
@@ -239,6 +246,9 @@ func (s *Store) Charge(id tempo.Hash, cost *big.Int) (State, <-chan struct{}, er
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := e.open(); err != nil {
+		return State{}, nil, err
+	}
 	available := e.scratch.Sub(&e.accepted, &e.spent)
 	if available.Cmp(cost) < 0 {
 		return e.snapshot(), e.wait(), newError(ErrInsufficientBalance, ProblemInsufficientBalance,
@@ -276,11 +286,45 @@ func (s *Store) TopUp(id tempo.Hash, newDeposit *big.Int) (State, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err := e.open(); err != nil {
+		return State{}, err
+	}
 	if newDeposit.Cmp(&e.deposit) <= 0 {
 		return State{}, newError(ErrDepositNotRaised, ProblemVerificationFailed,
 			"new deposit %s does not exceed deposit %s", newDeposit, &e.deposit)
 	}
 	e.deposit.Set(newDeposit)
+	e.notify()
+	return e.snapshot(), nil
+}
+
+// Close settles and finalizes the channel with a close voucher for amount,
+// already verified by the caller as signed by the channel signer. The amount
+// must cover what was spent (the payee captures spent, never more than was
+// delivered) and stay within the deposit (protocol.md §6.10). Waiters wake
+// and find the channel closed.
+func (s *Store) Close(id tempo.Hash, amount *big.Int) (State, error) {
+	e, err := s.lookup(id)
+	if err != nil {
+		return State{}, err
+	}
+	if amount == nil {
+		return State{}, newError(ErrInvalidAmount, ProblemVerificationFailed, "close has no amount")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.open(); err != nil {
+		return State{}, err
+	}
+	if amount.Cmp(&e.spent) < 0 {
+		return State{}, newError(ErrNotIncreasing, ProblemVerificationFailed,
+			"close amount %s is below spent %s", amount, &e.spent)
+	}
+	if amount.Cmp(&e.deposit) > 0 {
+		return State{}, newError(ErrExceedsDeposit, ProblemExceedsDeposit,
+			"close amount %s exceeds deposit %s", amount, &e.deposit)
+	}
+	e.finalized = true
 	e.notify()
 	return e.snapshot(), nil
 }
@@ -291,6 +335,14 @@ func (s *Store) lookup(id tempo.Hash) (*entry, error) {
 		return nil, newError(ErrChannelNotFound, ProblemChannelNotFound, "channel %s not found", id)
 	}
 	return e, nil
+}
+
+// open refuses operations on a finalized channel; e.mu must be held.
+func (e *entry) open() error {
+	if e.finalized {
+		return newError(ErrChannelFinalized, ProblemChannelFinalized, "channel %s is closed", e.desc.ID)
+	}
+	return nil
 }
 
 func (e *entry) descriptor() tempo.Channel {
@@ -312,6 +364,7 @@ func (e *entry) snapshot() State {
 		Signature: bytes.Clone(e.signature),
 		Spent:     v[3].Set(&e.spent),
 		Units:     e.units,
+		Finalized: e.finalized,
 	}
 }
 

@@ -694,3 +694,34 @@ func BenchmarkAccept(b *testing.B) {
 		}
 	}
 }
+
+func TestClose(t *testing.T) {
+	s := newTestStore(t, Options{})
+	mustAccept(t, s, voucher(chanPayer, 30, payer))
+	if _, _, err := s.Charge(chanPayer, n(20)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Close(chanPayer, n(19)); !errors.Is(err, ErrNotIncreasing) {
+		t.Fatalf("close below spent: %v", err)
+	}
+	if _, err := s.Close(chanPayer, n(101)); !errors.Is(err, ErrExceedsDeposit) {
+		t.Fatalf("close over deposit: %v", err)
+	}
+	wait, _ := s.Changed(chanPayer)
+	st, err := s.Close(chanPayer, n(20))
+	if err != nil || !st.Finalized {
+		t.Fatalf("close at spent: %s, %v", fmtState(st), err)
+	}
+	if !closed(wait) {
+		t.Error("close did not wake waiters")
+	}
+	if _, err := s.Accept(voucher(chanPayer, 40, payer)); !errors.Is(err, ErrChannelFinalized) {
+		t.Errorf("voucher after close: %v", err)
+	}
+	if _, _, err := s.Charge(chanPayer, n(1)); !errors.Is(err, ErrChannelFinalized) {
+		t.Errorf("charge after close: %v", err)
+	}
+	if _, err := s.Close(chanPayer, n(20)); !errors.Is(err, ErrChannelFinalized) {
+		t.Errorf("second close: %v", err)
+	}
+}

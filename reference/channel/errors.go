@@ -15,6 +15,7 @@ const (
 	ProblemDeltaTooSmall       = "session/delta-too-small"
 	ProblemVerificationFailed  = "verification-failed"
 	ProblemInsufficientBalance = "session/insufficient-balance"
+	ProblemChannelFinalized    = "session/channel-finalized"
 )
 
 // Sentinels for errors.Is. Every error the Store returns for a rejected
@@ -26,6 +27,7 @@ var (
 	ErrNotIncreasing       = errors.New("voucher below the accepted amount")
 	ErrDeltaTooSmall       = errors.New("voucher delta too small")
 	ErrInsufficientBalance = errors.New("insufficient balance")
+	ErrChannelFinalized    = errors.New("channel closed")
 	// ErrInvalidAmount reports a nil or negative amount from the caller: a
 	// wire decoder should never produce one, so it maps to verification-failed.
 	ErrInvalidAmount = errors.New("invalid amount")

@@ -56,8 +56,14 @@ type Config struct {
 	Now func() time.Time
 	// Log receives one line per connection outcome. Default discards.
 	Log *slog.Logger
-	// Dialect is the WebSocket framing. Default frame.A.
+	// Dialect is the WebSocket framing. Default frame.A. Dialect B sells
+	// sessions only, as mppx does.
 	Dialect frame.Dialect
+	// PinAmount makes a dialect B server refuse a credential whose echoed
+	// request amount is not its tick with mppx's own message, before any
+	// other check (mppx serve({amount})). Without it the same credential
+	// fails the HMAC or the route match.
+	PinAmount bool
 	// Fault injects one deliberate defect (a "mutant"), for proving that the
 	// conformance suite catches it. Default FaultNone.
 	Fault Fault
@@ -163,6 +169,9 @@ func (c *Config) validate() error {
 	if l.MaxFrameBytes < 1024 || l.MaxPendingCredentials < 1 || l.MaxRejected < 1 ||
 		l.HandshakeTimeout < 0 || l.VoucherTimeout < 0 || l.WriteTimeout < 0 {
 		errs = append(errs, fmt.Errorf("limits %+v: frame size must be at least 1024 bytes, counts at least 1, timeouts positive", l))
+	}
+	if c.Dialect.Name() == frame.B.Name() && c.Intent != IntentSession {
+		errs = append(errs, fmt.Errorf("dialect B sells sessions only, not %q", c.Intent))
 	}
 	if c.Fault != FaultNone && !c.Fault.Valid() {
 		errs = append(errs, fmt.Errorf("fault %q: unknown", c.Fault))

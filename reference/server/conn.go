@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
+	"net/http"
 	"sync"
 	"time"
 
@@ -26,14 +26,21 @@ const maxIssued = 4
 // verifyLoop (credential verification, so vouchers are taken while the
 // stream waits). Writes may come from any of them: websocket.Conn allows
 // concurrent writers.
+//
+// The two dialects share everything but the edges: dialect A sends the
+// challenge in-band, answers a bad credential with an error frame and stays
+// open, and ends with a receipt; dialect B (mppx) was probed over HTTP,
+// acknowledges every authorization with a receipt, closes on a rejection,
+// and ends with a close handshake.
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
 	dialect frame.Dialect
+	b       bool // dialect B
 	cancel  context.CancelFunc
 
 	creds chan string   // credential frames waiting for verification
-	paid  chan string   // the challenge id of the first accepted credential
+	paid  chan struct{} // the first accepted credential
 	free  chan struct{} // FaultNonIncreasing / FaultWrongChannel grants
 	close sync.Once     // the first close wins
 
@@ -48,13 +55,18 @@ type conn struct {
 }
 
 type connState struct {
-	issued    []mpp.Challenge
-	bound     bool       // a session channel is metered
-	channelID tempo.Hash // the metered channel
-	rejected  int        // rejected frames so far
-	freeUnits int        // units granted by a fault, not by funds
-	paid      bool
-	funded    int // vouchers of this connection accepted so far
+	issued      []mpp.Challenge
+	challengeID string     // of the credential receipts answer for
+	bound       bool       // a session channel is metered
+	channelID   tempo.Hash // the metered channel
+	rejected    int        // rejected frames so far
+	freeUnits   int        // units granted by a fault, not by funds
+	paid        bool
+	funded      int // vouchers of this connection accepted so far
+	// Dialect B's close handshake.
+	streamCancel context.CancelFunc // aborts the stream on a close request
+	streamDone   chan struct{}      // closed when the stream has ended
+	closeReady   bool               // payment-close-ready was sent
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
@@ -66,8 +78,9 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		s:       s,
 		ws:      ws,
 		dialect: d,
+		b:       s.cfg.Dialect.Name() == frame.B.Name(),
 		creds:   make(chan string, s.cfg.Limits.MaxPendingCredentials),
-		paid:    make(chan string, 1),
+		paid:    make(chan struct{}, 1),
 		free:    make(chan struct{}, 1),
 		outcome: "peer closed",
 	}
@@ -88,20 +101,21 @@ func (c *conn) run(parent context.Context) {
 	defer c.ws.CloseNow()
 	defer c.watchdog.Stop()
 
-	if err := c.challenge(ctx); err != nil {
-		c.outcome = err.Error()
-		return
+	if !c.b { // dialect B clients took their challenge from the HTTP probe
+		if err := c.challenge(ctx); err != nil {
+			c.setOutcome(err.Error())
+			return
+		}
 	}
 	go c.readLoop(ctx)
 	go c.verifyLoop(ctx)
 
 	timeout := time.NewTimer(c.s.cfg.Limits.HandshakeTimeout)
 	defer timeout.Stop()
-	var challengeID string
 	select {
-	case challengeID = <-c.paid:
+	case <-c.paid:
 	case <-timeout.C:
-		c.fail(ctx, websocket.StatusPolicyViolation, fmt.Sprintf("payment timeout: no valid credential within %s", c.s.cfg.Limits.HandshakeTimeout))
+		c.fail(ctx, websocket.StatusPolicyViolation, http.StatusPaymentRequired, fmt.Sprintf("payment timeout: no valid credential within %s", c.s.cfg.Limits.HandshakeTimeout))
 		return
 	case <-ctx.Done():
 		return
@@ -109,9 +123,19 @@ func (c *conn) run(parent context.Context) {
 	timeout.Stop()
 
 	if c.s.cfg.Intent == IntentCharge {
-		c.streamCharge(ctx, challengeID)
-	} else {
-		c.streamSession(ctx, challengeID)
+		c.streamCharge(ctx)
+		return
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.state.streamCancel, c.state.streamDone = scancel, done
+	c.mu.Unlock()
+	c.streamSession(sctx)
+	scancel()
+	close(done)
+	if c.b {
+		c.awaitClose(ctx)
 	}
 }
 
@@ -164,19 +188,41 @@ func (c *conn) send(ctx context.Context, f frame.Frame) error {
 	return nil
 }
 
-// sendError reports a rejection to the peer without closing.
-func (c *conn) sendError(ctx context.Context, msg string) {
-	_ = c.send(ctx, frame.Frame{Kind: frame.KindError, Error: msg})
+// sendError reports a rejection to the peer: dialect A's error frame, or
+// dialect B's payment-error with an HTTP-like status.
+func (c *conn) sendError(ctx context.Context, status int, msg string) {
+	_ = c.send(ctx, frame.Frame{Kind: frame.KindError, Error: msg, Status: status})
 }
 
-// fail sends an error frame and closes with code. Only the first close counts.
-func (c *conn) fail(ctx context.Context, code websocket.StatusCode, reason string) {
+// fail reports why and closes with code. Only the first close counts.
+func (c *conn) fail(ctx context.Context, code websocket.StatusCode, status int, reason string) {
+	c.failWith(ctx, code, status, reason, reason)
+}
+
+// failWith is fail with a message that differs from the close reason:
+// dialect B carries the problem JSON in payment-error and a short reason
+// in the close frame.
+func (c *conn) failWith(ctx context.Context, code websocket.StatusCode, status int, message, reason string) {
 	c.close.Do(func() {
 		c.setOutcome(fmt.Sprintf("closed %d: %s", code, reason))
-		c.sendError(ctx, reason)
-		_ = c.ws.Close(code, closeReason(reason))
+		c.sendError(ctx, status, message)
+		if c.s.cfg.Fault == FaultLongCloseReason {
+			reason = message // mppx bug B1: a reason over 123 bytes; the close fails
+		} else {
+			reason = closeReason(reason)
+		}
+		if err := c.ws.Close(code, reason); err != nil && c.s.cfg.Fault == FaultLongCloseReason {
+			return // the socket stays open, as with mppx
+		}
 		c.cancel()
 	})
+}
+
+// failProblem ends a dialect B connection for a rejected authorization.
+func (c *conn) failProblem(ctx context.Context, err error) {
+	p := asProblem(err)
+	body, _ := json.Marshal(p)
+	c.failWith(ctx, websocket.StatusPolicyViolation, p.Status, string(body), p.Slug()+": "+p.Detail)
 }
 
 // finish closes normally after the receipt.
@@ -228,10 +274,12 @@ func (c *conn) readLoop(ctx context.Context) {
 			}
 			return
 		}
-		if typ == websocket.MessageBinary {
-			c.fail(ctx, websocket.StatusUnsupportedData, "binary frames are not supported; send JSON text frames")
+		if typ == websocket.MessageBinary && !c.b {
+			c.fail(ctx, websocket.StatusUnsupportedData, http.StatusBadRequest, "binary frames are not supported; send JSON text frames")
 			return
 		}
+		// Dialect B reads a binary frame as the UTF-8 text it carries, as
+		// mppx does.
 		f, err := c.dialect.Decode(b, frame.FromClient)
 		if err != nil {
 			if c.s.cfg.Fault == FaultDropNonJSON && !json.Valid(b) {
@@ -246,9 +294,15 @@ func (c *conn) readLoop(ctx context.Context) {
 			select {
 			case c.creds <- f.Credential:
 			default:
-				c.fail(ctx, websocket.StatusPolicyViolation, fmt.Sprintf("too many pending credentials (limit %d)", c.s.cfg.Limits.MaxPendingCredentials))
+				if c.b {
+					c.fail(ctx, websocket.StatusPolicyViolation, http.StatusTooManyRequests, "too many queued payment messages")
+				} else {
+					c.fail(ctx, websocket.StatusPolicyViolation, http.StatusTooManyRequests, fmt.Sprintf("too many pending credentials (limit %d)", c.s.cfg.Limits.MaxPendingCredentials))
+				}
 				return
 			}
+		case frame.KindCloseRequest:
+			c.requestClose()
 		case frame.KindMessage:
 			// Client data is not used by this server; ignoring it is what
 			// both dialects' servers do.
@@ -256,24 +310,29 @@ func (c *conn) readLoop(ctx context.Context) {
 	}
 }
 
-// reject answers one bad frame and closes once a peer has sent too many.
+// reject answers one bad frame (dialect B ignores it silently, as mppx
+// does) and closes once a peer has sent too many.
 func (c *conn) reject(ctx context.Context, msg string) {
 	c.mu.Lock()
 	c.state.rejected++
 	over := c.state.rejected > c.s.cfg.Limits.MaxRejected
 	c.mu.Unlock()
 	if over {
-		c.fail(ctx, websocket.StatusPolicyViolation, fmt.Sprintf("too many rejected frames (limit %d)", c.s.cfg.Limits.MaxRejected))
+		c.fail(ctx, websocket.StatusPolicyViolation, http.StatusBadRequest, fmt.Sprintf("too many rejected frames (limit %d)", c.s.cfg.Limits.MaxRejected))
 		return
 	}
-	c.sendError(ctx, msg)
+	if !c.b {
+		c.sendError(ctx, 0, msg)
+	}
 }
 
 func (c *conn) verifyLoop(ctx context.Context) {
 	for {
 		select {
 		case cred := <-c.creds:
-			if err := c.credential(ctx, cred); err != nil {
+			if c.b {
+				c.authorization(ctx, cred)
+			} else if err := c.credential(ctx, cred); err != nil {
 				c.reject(ctx, problemText(err))
 			}
 		case <-ctx.Done():
@@ -282,7 +341,7 @@ func (c *conn) verifyLoop(ctx context.Context) {
 	}
 }
 
-// credential verifies one credential and applies it.
+// credential verifies one dialect A credential and applies it.
 func (c *conn) credential(ctx context.Context, raw string) error {
 	cred, err := mpp.ParseAuthorization(raw)
 	if err != nil {
@@ -294,7 +353,19 @@ func (c *conn) credential(ctx context.Context, raw string) error {
 	if c.s.cfg.Intent == IntentCharge {
 		return c.charge(cred)
 	}
-	return c.voucher(ctx, cred)
+	first, err := c.voucher(ctx, cred)
+	if first {
+		c.markPaid(cred.Challenge.ID)
+	}
+	return err
+}
+
+// markPaid records the credential a stream starts on and starts it.
+func (c *conn) markPaid(challengeID string) {
+	c.mu.Lock()
+	c.state.challengeID = challengeID
+	c.mu.Unlock()
+	c.paid <- struct{}{}
 }
 
 // checkChallenge accepts an echoed challenge only if its id verifies by HMAC
@@ -359,12 +430,14 @@ func (c *conn) charge(cred mpp.Credential) error {
 		return mpp.NewProblem(mpp.SlugInvalidPayload, "this connection is already paid")
 	}
 	c.state.paid = true
-	c.paid <- cred.Challenge.ID
+	c.state.challengeID = cred.Challenge.ID
+	c.paid <- struct{}{}
 	return nil
 }
 
 // streamCharge delivers the paid messages, then the receipt.
-func (c *conn) streamCharge(ctx context.Context, challengeID string) {
+func (c *conn) streamCharge(ctx context.Context) {
+	challengeID := c.challengeID()
 	for i := 1; i <= c.s.cfg.Messages; i++ {
 		if c.send(ctx, message(i)) != nil {
 			return
@@ -384,11 +457,24 @@ func message(i int) frame.Frame {
 // problemText renders a rejection for an error frame: the problem slug
 // first, so a peer can match on it, then the detail.
 func problemText(err error) string {
+	p := asProblem(err)
+	return p.Slug() + ": " + p.Detail
+}
+
+// asProblem returns err as a problem, wrapping any other error as
+// verification-failed.
+func asProblem(err error) *mpp.Problem {
 	var p *mpp.Problem
 	if errors.As(err, &p) {
-		return p.Slug() + ": " + p.Detail
+		return p
 	}
-	return err.Error()
+	return mpp.NewProblem(mpp.SlugVerificationFailed, err.Error())
+}
+
+func (c *conn) challengeID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state.challengeID
 }
 
 // grantFree is the fault path that pays for a unit without funds.
@@ -411,5 +497,3 @@ func (c *conn) takeFree() bool {
 	c.state.freeUnits--
 	return true
 }
-
-var _ = big.NewInt

@@ -53,6 +53,18 @@ const (
 	// FaultWrongChannel accepts a voucher for another channel as paying for
 	// the metered one.
 	FaultWrongChannel Fault = "accept-wrong-channel"
+
+	// Dialect B mutants.
+
+	// FaultLongCloseReason closes a rejected connection with the whole
+	// problem as the reason, over RFC 6455's 123 bytes: the close fails and
+	// the socket stays open (mppx bug B1).
+	FaultLongCloseReason Fault = "long-close-reason"
+	// FaultMessageBeforeReceipt starts the stream before the first receipt.
+	FaultMessageBeforeReceipt Fault = "message-before-receipt"
+	// FaultCloseReadySpent reports one tick more in close-ready than was
+	// spent.
+	FaultCloseReadySpent Fault = "close-ready-over-spent"
 )
 
 // Faults lists every mutant, in a stable order.
@@ -61,6 +73,7 @@ var Faults = []Fault{
 	FaultOverDeliver, FaultNoNeedVoucher, FaultWrongRequired, FaultNonIncreasing,
 	FaultOverDeposit, FaultWrongSigner, FaultWrongSpent, FaultSnakeCase,
 	FaultDropNonJSON, FaultDoubleCharge, FaultWrongChannel,
+	FaultLongCloseReason, FaultMessageBeforeReceipt, FaultCloseReadySpent,
 }
 
 // Valid reports whether f is a known mutant.

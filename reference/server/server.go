@@ -12,23 +12,26 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/coder/websocket"
 
 	"github.com/mppws/conformance/reference/channel"
+	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/reference/tempo"
 )
 
 // Server is an http.Handler that upgrades every request to a paid WebSocket.
 type Server struct {
-	cfg      Config
-	offer    Offer
-	request  any // the challenge request object, fixed for the server's life
-	method   string
-	store    *channel.Store
-	verifier *tempo.Verifier
+	cfg        Config
+	offer      Offer
+	request    any    // the challenge request object, fixed for the server's life
+	requestB64 string // its wire form, which a dialect B echo must carry
+	method     string
+	store      *channel.Store
+	verifier   *tempo.Verifier
 
 	ctx    context.Context // cancelled by Close: ends every connection
 	cancel context.CancelFunc
@@ -69,7 +72,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Fault == FaultOverDeposit {
 		deposits = inflateDeposits(cfg.Channels)
 	}
-	if s.store, err = channel.NewStore(deposits, channel.Options{Equal: channel.RejectEqual}); err != nil {
+	if s.requestB64, err = mpp.EncodeJSON(s.request); err != nil {
+		return nil, fmt.Errorf("server config: request: %w", err)
+	}
+	// An equal voucher adds no funds: mpp-rs (dialect A) rejects it, mppx
+	// (dialect B) acknowledges it as an idempotent retry.
+	equal := channel.RejectEqual
+	if cfg.Dialect.Name() == frame.B.Name() {
+		equal = channel.IdempotentEqual
+	}
+	if s.store, err = channel.NewStore(deposits, channel.Options{Equal: equal}); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	// One table per channel signer: a few hundred KiB each, built at the
@@ -99,8 +111,13 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
-// ServeHTTP upgrades the request and runs one paid connection.
+// ServeHTTP upgrades the request and runs one paid connection. A dialect B
+// server answers a plain GET or HEAD with its 402 challenge.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Dialect.Name() == frame.B.Name() && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		s.probe(w, r)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		// Accept has written the HTTP error response.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"strings"
 	"time"
 
@@ -18,78 +19,80 @@ import (
 )
 
 // voucher verifies a session credential and applies it to the channel
-// store. The first accepted voucher binds the connection to its channel and
-// starts the stream; later ones fund it. Dialect A acknowledges neither: the
-// stream simply moves on.
-func (c *conn) voucher(ctx context.Context, cred mpp.Credential) error {
+// store. The first accepted voucher binds the connection to its channel
+// (first is true: the caller starts the stream); later ones fund it.
+func (c *conn) voucher(ctx context.Context, cred mpp.Credential) (first bool, err error) {
 	var p tempo.VoucherPayload
 	dec := json.NewDecoder(strings.NewReader(string(cred.Payload)))
 	if err := dec.Decode(&p); err != nil {
-		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("session payload: %v", err))
+		return false, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("session payload: %v", err))
 	}
 	switch p.Action {
 	case "voucher":
 	case "open", "topUp", "close":
-		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("action %q is not supported here: channels are pre-opened, send a voucher", p.Action))
+		return false, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("action %q is not supported here: channels are pre-opened, send a voucher", p.Action))
 	default:
-		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("unknown session action %q", p.Action))
+		return false, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("unknown session action %q", p.Action))
 	}
 	id, err := tempo.ParseHash(p.ChannelID)
 	if err != nil {
-		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("channelId: %v", err))
+		return false, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("channelId: %v", err))
 	}
 	ch, ok := c.s.store.Channel(id)
 	if !ok {
-		return mpp.NewProblem(mpp.SlugChannelNotFound, fmt.Sprintf("channel %s is not known to this server", id))
+		return false, mpp.NewProblem(mpp.SlugChannelNotFound, fmt.Sprintf("channel %s is not known to this server", id))
 	}
 	if !c.s.offer.matches(ch) {
-		return mpp.NewProblem(mpp.SlugVerificationFailed, fmt.Sprintf("channel %s does not match this server's terms (payee, token, chain, escrow, protocol)", id))
+		return false, mpp.NewProblem(mpp.SlugVerificationFailed, fmt.Sprintf("channel %s does not match this server's terms (payee, token, chain, escrow, protocol)", id))
 	}
 	c.mu.Lock()
 	bound, metered := c.state.bound, c.state.channelID
 	c.mu.Unlock()
 	otherChannel := bound && id != metered
 	if otherChannel && c.s.cfg.Fault != FaultWrongChannel {
-		return mpp.NewProblem(mpp.SlugVerificationFailed, fmt.Sprintf("voucher for channel %s, but this connection meters channel %s", id, metered))
+		return false, mpp.NewProblem(mpp.SlugVerificationFailed, fmt.Sprintf("voucher for channel %s, but this connection meters channel %s", id, metered))
 	}
 	if ch.Protocol == tempo.V2 {
 		if p.Descriptor == nil {
-			return mpp.NewProblem(mpp.SlugInvalidPayload, "v2 voucher without descriptor")
+			return false, mpp.NewProblem(mpp.SlugInvalidPayload, "v2 voucher without descriptor")
 		}
 		if !sameDescriptor(*p.Descriptor, tempo.DescriptorOf(ch)) {
-			return mpp.NewProblem(mpp.SlugVerificationFailed, "descriptor does not match the channel")
+			return false, mpp.NewProblem(mpp.SlugVerificationFailed, "descriptor does not match the channel")
 		}
 	}
 	amount, err := tempo.ParseAmount(p.CumulativeAmount, ch.Protocol)
 	if err != nil {
-		return mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("cumulativeAmount: %v", err))
+		return false, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("cumulativeAmount: %v", err))
 	}
 	sig, err := tempo.ParseSignature(p.Signature)
 	if err != nil {
-		return mpp.NewProblem(mpp.SlugInvalidSignature, fmt.Sprintf("signature: %v", err))
+		return false, mpp.NewProblem(mpp.SlugInvalidSignature, fmt.Sprintf("signature: %v", err))
 	}
 	if err := c.s.verifySigner(ch, amount, sig); err != nil {
-		return mpp.NewProblem(mpp.SlugInvalidSignature, fmt.Sprintf("signature: %v", err))
+		return false, mpp.NewProblem(mpp.SlugInvalidSignature, fmt.Sprintf("signature: %v", err))
 	}
-	_, err = c.s.store.Accept(channel.Voucher{ChannelID: id, Amount: amount, Signer: ch.Signer(), Signature: sig})
+	res, err := c.s.store.Accept(channel.Voucher{ChannelID: id, Amount: amount, Signer: ch.Signer(), Signature: sig})
 	switch {
+	case err == nil && res.Idempotent && bound && c.s.cfg.Fault == FaultNonIncreasing:
+		c.grantFree()
+		return false, nil
 	case err == nil && otherChannel: // FaultWrongChannel
 		c.grantFree()
-		return nil
+		return false, nil
 	case err != nil && bound && c.s.cfg.Fault == FaultNonIncreasing && (errors.Is(err, channel.ErrNotIncreasing) || errors.Is(err, channel.ErrDeltaTooSmall)):
 		c.grantFree()
-		return nil
+		return false, nil
 	case err != nil:
-		return storeProblem(err)
+		return false, storeProblem(err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.state.funded++
-	if !c.state.bound {
-		c.state.bound, c.state.channelID = true, id
-		c.paid <- cred.Challenge.ID
+	if c.state.bound {
+		return false, nil
 	}
-	return nil
+	c.state.bound, c.state.channelID = true, id
+	return true, nil
 }
 
 // verifySigner checks that sig is the channel signer's voucher for amount.
@@ -125,7 +128,11 @@ func storeProblem(err error) error {
 // sent, so no unit leaves unpaid. When the balance runs out it sends one
 // needVoucher per shortage and sleeps until the channel gains funds: a
 // voucher accepted on any connection wakes it at once.
-func (c *conn) streamSession(ctx context.Context, challengeID string) {
+//
+// Dialect A ends with the receipt; dialect B ends by sending close-ready and
+// waiting for the close credential (run's awaitClose), also when a close
+// request aborts the stream through ctx.
+func (c *conn) streamSession(ctx context.Context) {
 	c.mu.Lock()
 	id := c.state.channelID
 	c.mu.Unlock()
@@ -140,7 +147,9 @@ func (c *conn) streamSession(ctx context.Context, challengeID string) {
 			return
 		}
 	}
-	c.receipt(ctx, id, challengeID)
+	if !c.b {
+		c.receipt(ctx, id)
+	}
 }
 
 // payUnit charges one unit, waiting for vouchers as long as the balance is
@@ -154,7 +163,7 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 			return true
 		}
 		if !errors.Is(err, channel.ErrInsufficientBalance) {
-			c.fail(ctx, websocket.StatusInternalError, "stream failed: "+problemText(storeProblem(err)))
+			c.failWith(ctx, websocket.StatusInternalError, http.StatusInternalServerError, "stream failed: "+problemText(storeProblem(err)), "websocket session failed")
 			return false
 		}
 		if c.s.cfg.Fault == FaultOverDeliver && !*overDelivered {
@@ -181,7 +190,7 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 		case <-changed:
 		case <-c.free:
 		case <-deadline:
-			c.fail(ctx, websocket.StatusPolicyViolation, fmt.Sprintf("voucher timeout: no sufficient voucher within %s", c.s.cfg.Limits.VoucherTimeout))
+			c.fail(ctx, websocket.StatusPolicyViolation, http.StatusPaymentRequired, fmt.Sprintf("voucher timeout: no sufficient voucher within %s", c.s.cfg.Limits.VoucherTimeout))
 			return false
 		case <-ctx.Done():
 			return false
@@ -226,19 +235,32 @@ func (c *conn) rechallenge(ctx context.Context) error {
 	return c.challenge(ctx)
 }
 
-// receipt sends the session receipt with the channel's totals and closes.
-func (c *conn) receipt(ctx context.Context, id tempo.Hash, challengeID string) {
+// receipt sends the final dialect-A session receipt and closes.
+func (c *conn) receipt(ctx context.Context, id tempo.Hash) {
+	raw, err := c.sessionReceipt(id, c.challengeID(), "")
+	if err != nil {
+		c.fail(ctx, websocket.StatusInternalError, http.StatusInternalServerError, "stream failed: "+err.Error())
+		return
+	}
+	if c.send(ctx, frame.Frame{Kind: frame.KindReceipt, Receipt: raw}) == nil {
+		c.finish("session complete")
+	}
+}
+
+// sessionReceipt is the session receipt of the channel's totals
+// (protocol.md §4.2): spent and units are the channel's running totals, as
+// both SDKs report them.
+func (c *conn) sessionReceipt(id tempo.Hash, challengeID, txHash string) (json.RawMessage, error) {
 	st, err := c.s.store.State(id)
 	if err != nil {
-		c.fail(ctx, websocket.StatusInternalError, "stream failed: "+err.Error())
-		return
+		return nil, err
 	}
 	spent := st.Spent
 	if c.s.cfg.Fault == FaultWrongSpent {
 		spent = new(big.Int).Sub(spent, c.s.cfg.Tick)
 	}
 	units := st.Units
-	raw, _ := json.Marshal(mpp.SessionReceipt{
+	return json.Marshal(mpp.SessionReceipt{
 		Method:             SessionMethod,
 		Intent:             IntentSession,
 		Status:             "success",
@@ -249,8 +271,6 @@ func (c *conn) receipt(ctx context.Context, id tempo.Hash, challengeID string) {
 		AcceptedCumulative: st.Accepted.String(),
 		Spent:              spent.String(),
 		Units:              &units,
+		TxHash:             txHash,
 	})
-	if c.send(ctx, frame.Frame{Kind: frame.KindReceipt, Receipt: raw}) == nil {
-		c.finish("session complete")
-	}
 }
