@@ -1,7 +1,9 @@
 package suite
 
 import (
+	"bufio"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 )
@@ -121,8 +123,46 @@ func validateCatalogue() error {
 	return nil
 }
 
-// A and AB are the dialect lists of cases.
+// A, B and AB are the dialect lists of cases.
 var (
 	A  = []string{"A"}
+	B  = []string{"B"}
 	AB = []string{"A", "B"}
 )
+
+// appliesTo reports whether the case runs against a dialect.
+func (m Meta) appliesTo(dialect string) bool {
+	for _, d := range m.Dialects {
+		if d == dialect {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadExpectFail reads an expect-fail file: one case ID per line, text
+// after # is the reason, blank lines ignored. An unknown ID is an error.
+func ReadExpectFail(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("expect-fail: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line, reason, _ := strings.Cut(sc.Text(), "#")
+		id := strings.TrimSpace(line)
+		if id == "" {
+			continue
+		}
+		if _, ok := Lookup(id); !ok {
+			return nil, fmt.Errorf("%s:%d: unknown case ID %q", path, n, id)
+		}
+		out[id] = strings.TrimSpace(reason)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("expect-fail: %w", err)
+	}
+	return out, nil
+}

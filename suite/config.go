@@ -20,7 +20,8 @@ type Config struct {
 	// what they need (charge, session, short TTL); a case no target serves
 	// is NOT APPLICABLE.
 	Targets []string
-	// Dialect is "auto" (detect) or "a".
+	// Dialect is "auto" (detect: a challenge frame on connect means A, else
+	// a 402 from an HTTP probe of the URL means B), "a" or "b".
 	Dialect string
 	// Channels are the fixture channels the suite pays from.
 	Channels []fixtures.Channel
@@ -83,8 +84,8 @@ func (c *Config) validate() error {
 	if c.Dialect == "" {
 		c.Dialect = "auto"
 	}
-	if c.Dialect != "auto" && c.Dialect != "a" {
-		return fmt.Errorf("dialect %q: want auto or a", c.Dialect)
+	if c.Dialect != "auto" && c.Dialect != "a" && c.Dialect != "b" {
+		return fmt.Errorf("dialect %q: want auto, a or b", c.Dialect)
 	}
 	if c.TimeoutScale == 0 {
 		c.TimeoutScale = 1

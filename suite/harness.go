@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -117,6 +118,9 @@ func (c *C) NotApplicable(format string, args ...any) {
 
 // checkApplicable skips a case the targets cannot serve.
 func (c *C) checkApplicable() {
+	if !c.appliesTo(current.dialect) {
+		c.NotApplicable("a dialect %s case; the target speaks dialect %s", strings.Join(c.Dialects, "/"), current.dialect)
+	}
 	if _, why := current.target(c.Needs); why != "" {
 		c.NotApplicable("%s", why)
 	}
@@ -151,17 +155,25 @@ type Conn struct {
 	Seen map[frame.Kind]int
 }
 
-// Dial connects to t and reads its challenge.
+// Dial connects to t and takes its challenge: dialect A's first frame, or
+// for dialect B an HTTP probe of the URL before the upgrade.
 func (c *C) Dial(t *Target) *Conn {
 	name := fmt.Sprintf("c%d", len(c.conns)+1)
 	ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
 	defer cancel()
+	var probed mpp.Challenge
+	if t.B() {
+		probed = c.Probe(t, nil)
+	}
 	p, err := peer.Dial(ctx, t.URL, t.Dialect, c.T, name)
 	if err != nil {
 		c.Failf([]string{"a WebSocket upgrade"}, "%v", err)
 	}
-	cn := &Conn{Peer: p, c: c, Target: t, Name: name, Seen: map[frame.Kind]int{}}
+	cn := &Conn{Peer: p, c: c, Target: t, Name: name, Seen: map[frame.Kind]int{}, Challenge: probed}
 	c.conns = append(c.conns, cn)
+	if t.B() {
+		return cn
+	}
 	e, ok := cn.Next(current.t.Connect)
 	if !ok {
 		c.Failf([]string{"a challenge frame within " + current.t.Connect.String()}, "nothing")
@@ -171,6 +183,58 @@ func (c *C) Dial(t *Target) *Conn {
 	}
 	return cn
 }
+
+// Probe fetches a fresh challenge from a dialect B target's HTTP twin.
+func (c *C) Probe(t *Target, header http.Header) mpp.Challenge {
+	ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
+	defer cancel()
+	ch, resp, err := probe(ctx, t.URL, header)
+	if resp != nil {
+		c.T.Note("probe GET %s: HTTP %d, WWW-Authenticate: %s", httpURL(t.URL), resp.StatusCode, strings.Join(resp.Header.Values("WWW-Authenticate"), " | "))
+	}
+	if err != nil {
+		c.Failf([]string{"HTTP 402 with a Payment challenge from the probe"}, "%v", err)
+	}
+	return ch
+}
+
+// B reports whether the target speaks dialect B.
+func (t *Target) B() bool { return t.Dialect.Name() == frame.B.Name() }
+
+// TagKey is the dialect's discriminator field: "type" or "mpp".
+func (cn *Conn) TagKey() string { return cn.Target.Dialect.TagKey() }
+
+// CredentialTag is the tag, and the field, of the credential frame:
+// "credential" in dialect A, "authorization" in dialect B.
+func (cn *Conn) CredentialTag() string {
+	if cn.Target.B() {
+		return "authorization"
+	}
+	return "credential"
+}
+
+// Frame writes a hand-made frame in the target's dialect: $tag becomes the
+// discriminator key and $cred the credential frame's tag and field, so
+// `{"$tag":"$cred","$cred":42}` is a mistyped credential in either dialect.
+func (cn *Conn) Frame(template string) string {
+	return strings.NewReplacer("$tag", cn.TagKey(), "$cred", cn.CredentialTag()).Replace(template)
+}
+
+// isEnd reports whether e ends a paid stream: dialect A's receipt, dialect
+// B's close-ready.
+func (cn *Conn) isEnd(e peer.Event) bool {
+	if cn.Target.B() {
+		return e.IsFrame(frame.KindCloseReady)
+	}
+	return e.IsFrame(frame.KindReceipt)
+}
+
+// End is the outcome "the paid stream ended" in the target's dialect.
+func (cn *Conn) End() Outcome { return Outcome{"end of the stream", cn.isEnd} }
+
+// isAck reports whether e acknowledges an authorization: dialect B's
+// payment-receipt. Dialect A acknowledges nothing.
+func (cn *Conn) isAck(e peer.Event) bool { return cn.Target.B() && e.IsFrame(frame.KindReceipt) }
 
 // Next returns the next event within d, noting challenges and counting
 // frames. ok is false on timeout.

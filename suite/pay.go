@@ -19,7 +19,8 @@ func (c *C) ValidPayload(cn *Conn) (any, *Session) {
 	if cn.Target.Intent == "charge" {
 		return TestPayload, nil
 	}
-	s := &Session{Conn: cn, Ch: cn.Target.Channels[0], Tick: cn.Target.Tick, acct: current.wallet.account(cn.Target.Channels[0].ID)}
+	ch := c.channel(cn.Target, AnyChannel)
+	s := &Session{Conn: cn, Ch: ch, Tick: cn.Target.Tick, acct: current.wallet.account(ch.ID)}
 	return s.Voucher(s.nextAmount()), s
 }
 

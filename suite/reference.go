@@ -10,15 +10,17 @@ import (
 	"time"
 
 	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/server"
 	"github.com/mppws/conformance/reference/tempo"
 )
 
 // Reference is the embedded reference implementation the suite runs against
-// when no target is given: three endpoints of one process on loopback, so
-// every case has a target that fits it.
+// when no target is given: endpoints of one process on loopback, so every
+// case has a target that fits it.
 type Reference struct {
-	// URLs are the charge, session and short-TTL endpoints, in that order.
+	// URLs are the endpoints: dialect A charge, session and short-TTL
+	// charge; dialect B (session only) session and short-TTL session.
 	URLs   []string
 	Secret string
 	hs     *http.Server
@@ -33,6 +35,8 @@ type ReferenceOptions struct {
 	Protocol tempo.Protocol
 	// Channels default to the embedded fixtures.
 	Channels []fixtures.Channel
+	// Dialect is "a" (default) or "b".
+	Dialect string
 }
 
 // ShortTTL is the challenge lifetime of the reference's short-TTL endpoint.
@@ -61,15 +65,27 @@ func StartReference(o ReferenceOptions) (*Reference, error) {
 		Channels: descs,
 		Fault:    o.Fault,
 	}
-	endpoints := []struct {
+	type endpoint struct {
 		path     string
 		intent   string
 		messages int
 		ttl      time.Duration
-	}{
+	}
+	endpoints := []endpoint{
 		{"/charge", server.IntentCharge, 5, 5 * time.Minute},
 		{"/session", server.IntentSession, 60, 5 * time.Minute},
 		{"/short-ttl", server.IntentCharge, 5, ShortTTL},
+	}
+	switch o.Dialect {
+	case "", "a":
+	case "b":
+		base.Dialect = frame.B
+		endpoints = []endpoint{
+			{"/session", server.IntentSession, 60, 5 * time.Minute},
+			{"/short-ttl", server.IntentSession, 60, ShortTTL},
+		}
+	default:
+		return nil, fmt.Errorf("reference: dialect %q: want a or b", o.Dialect)
 	}
 	mux := http.NewServeMux()
 	for _, ep := range endpoints {

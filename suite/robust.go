@@ -112,7 +112,7 @@ func robustServesBeside(c *C, t *Target, busy *Conn, s *Session) int {
 	if s == nil {
 		return robustServes(c, t)
 	}
-	for _, ch := range t.Channels {
+	for _, ch := range t.OpenChannels() {
 		if ch.ID != s.Ch.ID {
 			id := ch.ID
 			return c.OpenSession(func(x fixtures.Channel) bool { return x.ID == id }).Delivered
@@ -250,7 +250,9 @@ func robustSessionRound(ctx context.Context, s *Session, auth string) (r robustR
 			nv := e.Frame.NeedVoucher
 			r.nv = &nv
 			return r
-		case e.IsFrame(frame.KindReceipt):
+		case s.isAck(e):
+			// Dialect B acknowledges the voucher.
+		case s.isEnd(e):
 			r.receipt = e.Frame.Receipt
 			return r
 		default:
@@ -434,353 +436,365 @@ func (b *robustBare) writeText(p []byte) error {
 
 func (b *robustBare) Close() { b.conn.Close() }
 
-var _ = Describe("Robustness", func() {
-	Case("WS-ROBUST-001", func(c *C) {
-		cn := c.Dial(c.Target())
-		var got []string
-		for _, text := range []string{"this is not JSON", `{"type":"credential","credential":`} {
-			cn.SendText(text)
-			got = append(got, robustAfter(cn, current.t.Quiet, false).String())
-		}
-		n, _ := robustUsable(c, cn, "after non-JSON text frames")
-		c.Observe("non-JSON text frames: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
-	})
-
-	Case("WS-ROBUST-002", func(c *C) {
-		cn := c.Dial(c.Target())
-		var got []string
-		for _, text := range []string{`{"type":"subscribe","params":["newHeads"]}`, `{"type":"hello"}`} {
-			cn.SendText(text)
-			got = append(got, robustAfter(cn, current.t.Quiet, false).String())
-		}
-		n, _ := robustUsable(c, cn, "after frames of unknown type")
-		c.Observe("unknown frame types: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
-	})
-
-	Case("WS-ROBUST-003", func(c *C) {
-		t := c.Target()
-		cn := c.Dial(t)
-		auth, _ := robustValidAuth(c, cn)
-		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
-		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-		if err := cn.Peer.SendBinary(c.ctx, b); err != nil {
-			c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
-		}
-		r := robustAfter(cn, robustNoData(), true)
-		n := robustServes(c, t)
-		c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
-	})
-
-	Case("WS-ROBUST-004", func(c *C) {
-		t := c.Target()
-		cn := c.Dial(t)
-		huge := `{"type":"credential","credential":"Payment ` + strings.Repeat("A", 2<<20) + `"}`
-		written := "written"
-		if err := cn.Peer.SendText(c.ctx, []byte(huge)); err != nil {
-			written = fmt.Sprintf("write failed (%v)", err)
-		}
-		r := robustAfter(cn, robustNoData(), true)
-		how := "ignored"
-		switch {
-		case r.closed && r.events[len(r.events)-1].Code == 1009:
-			how = "refused with close 1009"
-		case r.closed:
-			how = "refused with a close"
-		case len(r.events) > 0:
-			how = "answered"
-		}
-		n := robustServes(c, t)
-		c.Observe("2 MiB text frame (%s): %s: %s; a fresh connection was served (%d messages)", written, how, r, n)
-	})
-
-	Case("WS-ROBUST-005", func(c *C) {
-		t := c.Target()
-		cn := c.Dial(t)
-		p, _ := c.ValidPayload(cn)
-		echo := cn.Challenge
-		echo.ID = forgedID
-		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p, "")})
-		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-		const flood = 500
-		sent := 0
-		var werr error
-		for ; sent < flood; sent++ {
-			if werr = cn.Peer.SendText(c.ctx, b); werr != nil {
-				break
+// robustCases declares the robustness cases.
+func robustCases() {
+	Describe("Robustness", func() {
+		Case("WS-ROBUST-001", func(c *C) {
+			cn := c.Dial(c.Target())
+			var got []string
+			for _, text := range []string{"this is not JSON", cn.Frame(`{"$tag":"$cred","$cred":`)} {
+				cn.SendText(text)
+				got = append(got, robustAfter(cn, current.t.Quiet, false).String())
 			}
-		}
-		r := robustAfter(cn, robustNoData(), true)
-		n := robustServes(c, t)
-		wrote := fmt.Sprintf("all %d written", flood)
-		if werr != nil {
-			wrote = fmt.Sprintf("%d of %d written before the write failed", sent, flood)
-		}
-		c.Observe("%d forged credentials (%s): %s; a fresh connection was served (%d messages)", flood, wrote, r, n)
-	})
+			n, _ := robustUsable(c, cn, "after non-JSON text frames")
+			c.Observe("non-JSON text frames: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
+		})
 
-	Case("WS-ROBUST-006", func(c *C) {
-		t := c.Target()
-		var bareSession *Session
-		if t.Intent == "session" {
-			// The bare client pays from the last channel and the normal
-			// flow (PayValid) from the first, so they do not compete for
-			// one balance.
-			if len(t.Channels) < 2 {
-				c.NotApplicable("the only payable target is a session with one fixture channel; this case needs a charge target or two channels, so the silent client and the normal flow do not share a balance")
+		Case("WS-ROBUST-002", func(c *C) {
+			cn := c.Dial(c.Target())
+			var got []string
+			for _, text := range []string{cn.Frame(`{"$tag":"subscribe","params":["newHeads"]}`), cn.Frame(`{"$tag":"hello"}`)} {
+				cn.SendText(text)
+				got = append(got, robustAfter(cn, current.t.Quiet, false).String())
 			}
-			ch := t.Channels[len(t.Channels)-1]
-			bareSession = &Session{Conn: &Conn{c: c, Target: t}, Ch: ch, Tick: t.Tick, acct: current.wallet.account(ch.ID)}
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
-		bare, err := robustBareDial(ctx, t.URL)
-		if err != nil {
-			cancel()
-			c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
-		}
-		defer bare.Close()
-		op, first, err := bare.readMessage()
-		cancel()
-		_ = bare.conn.SetDeadline(time.Time{})
-		if err != nil || op != 0x1 {
-			c.Failf([]string{"a challenge text frame first"}, "bare client: opcode %d, %v", op, err)
-		}
-		c.T.Note("[bare] ← %s", first)
-		f, err := t.Dialect.Decode(first, frame.FromServer)
-		if err != nil || f.Kind != frame.KindChallenge {
-			c.Failf([]string{"a challenge frame first"}, "bare client: %s (%v)", first, err)
-		}
-		ch, err := challengeOf(f)
-		c.Check(err == nil, "a challenge object", "%s: %v", f.Challenge, err)
-		var auth string
-		if bareSession != nil {
-			bareSession.Challenge = ch
-			auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.nextAmount()), robustSource(bareSession))
-			// The stream is abandoned unread: a unit may be charged and
-			// never delivered.
-			bareSession.acct.exact = false
-		} else {
-			auth = (&Conn{c: c, Target: t}).Authorization(ch, TestPayload, "")
-		}
-		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
-		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-		c.T.Note("[bare] → %s", b)
-		if err := bare.writeText(b); err != nil {
-			c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
-		}
-		c.T.Note("[bare] paid; it never reads again")
-		time.Sleep(current.t.Quiet) // the target starts streaming into a socket nobody reads
-		start := time.Now()
-		n := robustServes(c, t)
-		c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
-	})
+			n, _ := robustUsable(c, cn, "after frames of unknown type")
+			c.Observe("unknown frame types: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
+		})
 
-	Case("WS-ROBUST-007", func(c *C) {
-		t := c.Target()
-		const flows = 100
-		c.T.Note("%d concurrent charge flows, each with its own transcript; failing ones are quoted below", flows)
-		out := make([]robustFlow, flows)
-		var ready, done sync.WaitGroup
-		start := make(chan struct{})
-		ready.Add(flows)
-		done.Add(flows)
-		began := time.Now()
-		for i := range flows {
-			go func() {
-				defer done.Done()
-				defer GinkgoRecover()
-				out[i] = robustChargeFlow(c.ctx, t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
-			}()
-		}
-		ready.Wait()
-		close(start)
-		done.Wait()
-		took := time.Since(began)
-		var failed []string
-		minN, maxN := -1, 0
-		for i, r := range out {
-			if r.err != nil {
-				failed = append(failed, fmt.Sprintf("flow f%03d: %v", i+1, r.err))
-				if len(failed) <= 3 {
-					failed[len(failed)-1] += "\n" + r.tr.String()
-				}
-				continue
-			}
-			if minN < 0 || r.n < minN {
-				minN = r.n
-			}
-			maxN = max(maxN, r.n)
-		}
-		if len(failed) > 0 {
-			c.Failf([]string{fmt.Sprintf("all %d flows: messages, then a receipt", flows)}, "%d of %d flows failed:\n%s", len(failed), flows, strings.Join(failed, "\n"))
-		}
-		c.Observe("%d concurrent charge flows each got %d–%d messages and a receipt, in %s", flows, minN, maxN, took.Round(time.Millisecond))
-	})
-
-	Case("WS-ROBUST-008", func(c *C) {
-		t := c.Target()
-		var ss []*Session
-		for _, ch := range t.Channels {
-			id := ch.ID
-			ss = append(ss, c.OpenSession(func(x fixtures.Channel) bool { return x.ID == id }))
-		}
-		// Every channel at once: k ticks each, exactly k messages each.
-		const k = 3
-		auths := make([]string, len(ss))
-		amounts := make([]*big.Int, len(ss))
-		before := make([]*big.Int, len(ss))
-		for i, s := range ss {
-			auths[i], amounts[i] = robustSessionAuth(s, k)
-			before[i] = new(big.Int).Set(s.acct.spent)
-		}
-		for i, r := range robustRounds(c, ss, auths) {
-			s := ss[i]
-			if r.receipt != nil {
-				c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
-			}
-			if r.err != "" {
-				c.Failf([]string{fmt.Sprintf("on every channel at once: exactly %d messages, then needVoucher", k)}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
-			}
-			c.Check(r.n == k, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", k, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
-			s.checkNeedVoucher(*r.nv, amounts[i])
-			want := new(big.Int).Add(before[i], s.units(k))
-			c.Check(s.acct.spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.acct.spent)
-		}
-		// Then every stream to its receipt, all at once, 20 ticks a round.
-		const step = 20
-		active := append([]*Session(nil), ss...)
-		var receipts []string
-		for round := 0; len(active) > 0; round++ {
-			if round >= 500 {
-				c.Failf([]string{"a receipt within 500 vouchers per channel"}, "%d streams still running", len(active))
-			}
-			auths := make([]string, len(active))
-			amounts := make([]*big.Int, len(active))
-			before := make([]*big.Int, len(active))
-			for i, s := range active {
-				auths[i], amounts[i] = robustSessionAuth(s, step)
-				before[i] = new(big.Int).Set(s.acct.spent)
-			}
-			var next []*Session
-			for i, r := range robustRounds(c, active, auths) {
-				s := active[i]
-				if r.err != "" {
-					c.Failf([]string{"on every channel at once: messages, then a needVoucher or the receipt"}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
-				}
-				if r.nv != nil {
-					c.Check(r.n == step, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", step, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
-					s.checkNeedVoucher(*r.nv, amounts[i])
-					next = append(next, s)
-					continue
-				}
-				var rc mpp.SessionReceipt
-				c.Check(json.Unmarshal(r.receipt, &rc) == nil, "a session receipt object", "%s", r.receipt)
-				spent := new(big.Int).Add(before[i], s.units(r.n))
-				c.Check(r.n <= step, fmt.Sprintf("at most %d messages for %d ticks on %s", step, step, s.Ch.Name), "%d messages, then the receipt", r.n)
-				c.Check(rc.Status == "success" && strings.EqualFold(rc.ChannelID, s.Ch.ID.String()),
-					"a success receipt for channel "+s.Ch.ID.String(), "status %q, channelId %q", rc.Status, rc.ChannelID)
-				c.Check(rc.Spent == spent.String(), fmt.Sprintf("receipt spent %s on %s (what was delivered)", spent, s.Ch.Name), "spent %q", rc.Spent)
-				c.Check(rc.AcceptedCumulative == amounts[i].String(), fmt.Sprintf("receipt acceptedCumulative %s on %s (the last voucher)", amounts[i], s.Ch.Name), "acceptedCumulative %q", rc.AcceptedCumulative)
-				s.adoptReceipt(r.receipt)
-				receipts = append(receipts, fmt.Sprintf("%s: %d messages, spent %s", s.Ch.Name, s.Delivered, rc.Spent))
-			}
-			active = next
-		}
-		c.Observe("%d sessions at once: each delivered exactly its paid units; receipts %s", len(ss), strings.Join(receipts, "; "))
-	})
-
-	Case("WS-ROBUST-009", func(c *C) {
-		t := c.Target()
-		cn := c.Dial(t)
-		var got []string
-		for _, text := range []string{
-			`{"type":5}`,
-			`{"type":"credential","credential":42}`,
-			`{"type":"credential","credential":null}`,
-			`{"type":["credential"]}`,
-		} {
-			cn.SendText(text)
-			got = append(got, text+" → "+robustAfter(cn, current.t.Quiet, false).String())
-		}
-		n, s := robustUsable(c, cn, "after mistyped frames")
-		m := robustServesBeside(c, t, cn, s)
-		c.Observe("%s; then served on the same connection (%d messages) and on a fresh one (%d)", strings.Join(got, "; "), n, m)
-	})
-
-	Case("WS-ROBUST-010", func(c *C) {
-		t := c.Target()
-		const depth = 100_000
-		small := 15_000 // deeper than common parser limits, within a 32 KiB frame
-		inputs := []struct{ name, text string }{
-			{"empty text frame", ""},
-			{"100,000-deep JSON array", strings.Repeat("[", depth) + strings.Repeat("]", depth)},
-			{"100,000-deep JSON object", strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)},
-			{"credential frame with a 15,000-deep array field",
-				`{"type":"credential","credential":"Payment e30","x":` + strings.Repeat("[", small) + strings.Repeat("]", small) + `}`},
-		}
-		var got []string
-		for _, in := range inputs {
+		Case("WS-ROBUST-003", func(c *C) {
+			t := c.Target()
 			cn := c.Dial(t)
-			note := ""
-			if err := cn.Peer.SendText(c.ctx, []byte(in.text)); err != nil {
-				note = " (write failed: the target closed first)"
+			auth, _ := robustValidAuth(c, cn)
+			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+			c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+			if err := cn.Peer.SendBinary(c.ctx, b); err != nil {
+				c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
 			}
-			r := robustAfter(cn, current.t.Quiet, true)
-			if !r.closed {
-				cn.ExpectOpen("or closed after the " + in.name)
-			}
-			got = append(got, fmt.Sprintf("%s%s: %s", in.name, note, r))
-		}
-		n := robustServes(c, t)
-		c.Observe("%s; a fresh connection was served (%d messages)", strings.Join(got, "; "), n)
-	})
+			r := robustAfter(cn, robustNoData(), true)
+			n := robustServes(c, t)
+			c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
+		})
 
-	Case("WS-ROBUST-011", func(c *C) {
-		cn := c.Dial(c.Target())
-		began := time.Now()
-		cn.ExpectOpen("answering a ping before the credential")
-		rtt := time.Since(began)
-		cn.Quiet(current.t.Quiet, append([]Outcome{Closed}, Paid...))
-		s := c.PayValid(cn)
-		n := c.ExpectServed(cn, s)
-		c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
-	})
-
-	Case("WS-ROBUST-012", func(c *C) {
-		cn := c.Dial(c.Target())
-		window := 2*current.t.Quiet + current.t.Reply
-		var seen []string
-		deadline := time.Now().Add(window)
-		for {
-			left := time.Until(deadline)
-			if left <= 0 {
-				break
+		Case("WS-ROBUST-004", func(c *C) {
+			t := c.Target()
+			cn := c.Dial(t)
+			huge := cn.Frame(`{"$tag":"$cred","$cred":"Payment `) + strings.Repeat("A", 2<<20) + `"}`
+			written := "written"
+			if err := cn.Peer.SendText(c.ctx, []byte(huge)); err != nil {
+				written = fmt.Sprintf("write failed (%v)", err)
 			}
-			e, ok := cn.Next(left)
-			if !ok {
-				break
-			}
-			seen = append(seen, fmt.Sprintf("%s at %+.3fs", e, e.At.Seconds()))
-			if e.Closed {
-				break
-			}
-		}
-		if len(seen) == 0 {
-			c.Observe("silent client: no frame and no close within %s after the challenge (socket left open)", window)
-			return
-		}
-		c.Observe("silent client, within %s after the challenge: %s", window, strings.Join(seen, "; "))
-	})
-
-	Case("WS-ROBUST-013", func(c *C) {
-		var got []string
-		for _, t := range current.targets {
-			if !payable(t) {
-				got = append(got, t.URL+": not payable by the suite, skipped")
-				continue
+			r := robustAfter(cn, robustNoData(), true)
+			how := "ignored"
+			switch {
+			case r.closed && r.events[len(r.events)-1].Code == 1009:
+				how = "refused with close 1009"
+			case r.closed:
+				how = "refused with a close"
+			case len(r.events) > 0:
+				how = "answered"
 			}
 			n := robustServes(c, t)
-			got = append(got, fmt.Sprintf("%s: served %d messages", t.URL, n))
-		}
-		c.Observe("after the robustness cases: %s", strings.Join(got, "; "))
+			c.Observe("2 MiB text frame (%s): %s: %s; a fresh connection was served (%d messages)", written, how, r, n)
+		})
+
+		Case("WS-ROBUST-005", func(c *C) {
+			t := c.Target()
+			cn := c.Dial(t)
+			p, _ := c.ValidPayload(cn)
+			echo := cn.Challenge
+			echo.ID = forgedID
+			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p, "")})
+			c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+			const flood = 500
+			sent := 0
+			var werr error
+			for ; sent < flood; sent++ {
+				if werr = cn.Peer.SendText(c.ctx, b); werr != nil {
+					break
+				}
+			}
+			r := robustAfter(cn, robustNoData(), true)
+			n := robustServes(c, t)
+			wrote := fmt.Sprintf("all %d written", flood)
+			if werr != nil {
+				wrote = fmt.Sprintf("%d of %d written before the write failed", sent, flood)
+			}
+			c.Observe("%d forged credentials (%s): %s; a fresh connection was served (%d messages)", flood, wrote, r, n)
+		})
+
+		Case("WS-ROBUST-006", func(c *C) {
+			t := c.Target()
+			var bareSession *Session
+			if t.Intent == "session" {
+				// The bare client pays from the last channel and the normal
+				// flow (PayValid) from the first, so they do not compete for
+				// one balance.
+				if len(t.OpenChannels()) < 2 {
+					c.NotApplicable("the only payable target is a session with one fixture channel; this case needs a charge target or two channels, so the silent client and the normal flow do not share a balance")
+				}
+				open := t.OpenChannels()
+				ch := open[len(open)-1]
+				bareSession = &Session{Conn: &Conn{c: c, Target: t}, Ch: ch, Tick: t.Tick, acct: current.wallet.account(ch.ID)}
+			}
+			var ch mpp.Challenge
+			if t.B() {
+				ch = c.Probe(t, nil) // dialect B: the challenge comes from the probe
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
+			bare, err := robustBareDial(ctx, t.URL)
+			if err != nil {
+				cancel()
+				c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
+			}
+			defer bare.Close()
+			if !t.B() {
+				op, first, err := bare.readMessage()
+				_ = bare.conn.SetDeadline(time.Time{})
+				if err != nil || op != 0x1 {
+					cancel()
+					c.Failf([]string{"a challenge text frame first"}, "bare client: opcode %d, %v", op, err)
+				}
+				c.T.Note("[bare] ← %s", first)
+				f, err := t.Dialect.Decode(first, frame.FromServer)
+				if err != nil || f.Kind != frame.KindChallenge {
+					cancel()
+					c.Failf([]string{"a challenge frame first"}, "bare client: %s (%v)", first, err)
+				}
+				ch, err = challengeOf(f)
+				c.Check(err == nil, "a challenge object", "%s: %v", f.Challenge, err)
+			}
+			cancel()
+			var auth string
+			if bareSession != nil {
+				bareSession.Challenge = ch
+				auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.nextAmount()), robustSource(bareSession))
+				// The stream is abandoned unread: a unit may be charged and
+				// never delivered.
+				bareSession.acct.exact = false
+			} else {
+				auth = (&Conn{c: c, Target: t}).Authorization(ch, TestPayload, "")
+			}
+			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+			c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+			c.T.Note("[bare] → %s", b)
+			if err := bare.writeText(b); err != nil {
+				c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
+			}
+			c.T.Note("[bare] paid; it never reads again")
+			time.Sleep(current.t.Quiet) // the target starts streaming into a socket nobody reads
+			start := time.Now()
+			n := robustServes(c, t)
+			c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
+		})
+
+		Case("WS-ROBUST-007", func(c *C) {
+			t := c.Target()
+			const flows = 100
+			c.T.Note("%d concurrent charge flows, each with its own transcript; failing ones are quoted below", flows)
+			out := make([]robustFlow, flows)
+			var ready, done sync.WaitGroup
+			start := make(chan struct{})
+			ready.Add(flows)
+			done.Add(flows)
+			began := time.Now()
+			for i := range flows {
+				go func() {
+					defer done.Done()
+					defer GinkgoRecover()
+					out[i] = robustChargeFlow(c.ctx, t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
+				}()
+			}
+			ready.Wait()
+			close(start)
+			done.Wait()
+			took := time.Since(began)
+			var failed []string
+			minN, maxN := -1, 0
+			for i, r := range out {
+				if r.err != nil {
+					failed = append(failed, fmt.Sprintf("flow f%03d: %v", i+1, r.err))
+					if len(failed) <= 3 {
+						failed[len(failed)-1] += "\n" + r.tr.String()
+					}
+					continue
+				}
+				if minN < 0 || r.n < minN {
+					minN = r.n
+				}
+				maxN = max(maxN, r.n)
+			}
+			if len(failed) > 0 {
+				c.Failf([]string{fmt.Sprintf("all %d flows: messages, then a receipt", flows)}, "%d of %d flows failed:\n%s", len(failed), flows, strings.Join(failed, "\n"))
+			}
+			c.Observe("%d concurrent charge flows each got %d–%d messages and a receipt, in %s", flows, minN, maxN, took.Round(time.Millisecond))
+		})
+
+		Case("WS-ROBUST-008", func(c *C) {
+			t := c.Target()
+			var ss []*Session
+			for _, ch := range t.OpenChannels() {
+				id := ch.ID
+				ss = append(ss, c.OpenSession(func(x fixtures.Channel) bool { return x.ID == id }))
+			}
+			// Every channel at once: k ticks each, exactly k messages each.
+			const k = 3
+			auths := make([]string, len(ss))
+			amounts := make([]*big.Int, len(ss))
+			before := make([]*big.Int, len(ss))
+			for i, s := range ss {
+				auths[i], amounts[i] = robustSessionAuth(s, k)
+				before[i] = new(big.Int).Set(s.acct.spent)
+			}
+			for i, r := range robustRounds(c, ss, auths) {
+				s := ss[i]
+				if r.receipt != nil {
+					c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
+				}
+				if r.err != "" {
+					c.Failf([]string{fmt.Sprintf("on every channel at once: exactly %d messages, then needVoucher", k)}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
+				}
+				c.Check(r.n == k, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", k, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
+				s.checkNeedVoucher(*r.nv, amounts[i])
+				want := new(big.Int).Add(before[i], s.units(k))
+				c.Check(s.acct.spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.acct.spent)
+			}
+			// Then every stream to its receipt, all at once, 20 ticks a round.
+			const step = 20
+			active := append([]*Session(nil), ss...)
+			var receipts []string
+			for round := 0; len(active) > 0; round++ {
+				if round >= 500 {
+					c.Failf([]string{"a receipt within 500 vouchers per channel"}, "%d streams still running", len(active))
+				}
+				auths := make([]string, len(active))
+				amounts := make([]*big.Int, len(active))
+				before := make([]*big.Int, len(active))
+				for i, s := range active {
+					auths[i], amounts[i] = robustSessionAuth(s, step)
+					before[i] = new(big.Int).Set(s.acct.spent)
+				}
+				var next []*Session
+				for i, r := range robustRounds(c, active, auths) {
+					s := active[i]
+					if r.err != "" {
+						c.Failf([]string{"on every channel at once: messages, then a needVoucher or the receipt"}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
+					}
+					if r.nv != nil {
+						c.Check(r.n == step, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", step, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
+						s.checkNeedVoucher(*r.nv, amounts[i])
+						next = append(next, s)
+						continue
+					}
+					var rc mpp.SessionReceipt
+					c.Check(json.Unmarshal(r.receipt, &rc) == nil, "a session receipt object", "%s", r.receipt)
+					spent := new(big.Int).Add(before[i], s.units(r.n))
+					c.Check(r.n <= step, fmt.Sprintf("at most %d messages for %d ticks on %s", step, step, s.Ch.Name), "%d messages, then the receipt", r.n)
+					c.Check(rc.Status == "success" && strings.EqualFold(rc.ChannelID, s.Ch.ID.String()),
+						"a success receipt for channel "+s.Ch.ID.String(), "status %q, channelId %q", rc.Status, rc.ChannelID)
+					c.Check(rc.Spent == spent.String(), fmt.Sprintf("receipt spent %s on %s (what was delivered)", spent, s.Ch.Name), "spent %q", rc.Spent)
+					c.Check(rc.AcceptedCumulative == amounts[i].String(), fmt.Sprintf("receipt acceptedCumulative %s on %s (the last voucher)", amounts[i], s.Ch.Name), "acceptedCumulative %q", rc.AcceptedCumulative)
+					s.adoptReceipt(r.receipt)
+					receipts = append(receipts, fmt.Sprintf("%s: %d messages, spent %s", s.Ch.Name, s.Delivered, rc.Spent))
+				}
+				active = next
+			}
+			c.Observe("%d sessions at once: each delivered exactly its paid units; receipts %s", len(ss), strings.Join(receipts, "; "))
+		})
+
+		Case("WS-ROBUST-009", func(c *C) {
+			t := c.Target()
+			cn := c.Dial(t)
+			var got []string
+			for _, text := range []string{
+				cn.Frame(`{"$tag":5}`),
+				cn.Frame(`{"$tag":"$cred","$cred":42}`),
+				cn.Frame(`{"$tag":"$cred","$cred":null}`),
+				cn.Frame(`{"$tag":["$cred"]}`),
+			} {
+				cn.SendText(text)
+				got = append(got, text+" → "+robustAfter(cn, current.t.Quiet, false).String())
+			}
+			n, s := robustUsable(c, cn, "after mistyped frames")
+			m := robustServesBeside(c, t, cn, s)
+			c.Observe("%s; then served on the same connection (%d messages) and on a fresh one (%d)", strings.Join(got, "; "), n, m)
+		})
+
+		Case("WS-ROBUST-010", func(c *C) {
+			t := c.Target()
+			const depth = 100_000
+			small := 15_000 // deeper than common parser limits, within a 32 KiB frame
+			inputs := []struct{ name, text string }{
+				{"empty text frame", ""},
+				{"100,000-deep JSON array", strings.Repeat("[", depth) + strings.Repeat("]", depth)},
+				{"100,000-deep JSON object", strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)},
+				{"credential frame with a 15,000-deep array field",
+					`{"$tag":"$cred","$cred":"Payment e30","x":` + strings.Repeat("[", small) + strings.Repeat("]", small) + `}`},
+			}
+			var got []string
+			for _, in := range inputs {
+				cn := c.Dial(t)
+				note := ""
+				if err := cn.Peer.SendText(c.ctx, []byte(cn.Frame(in.text))); err != nil {
+					note = " (write failed: the target closed first)"
+				}
+				r := robustAfter(cn, current.t.Quiet, true)
+				if !r.closed {
+					cn.ExpectOpen("or closed after the " + in.name)
+				}
+				got = append(got, fmt.Sprintf("%s%s: %s", in.name, note, r))
+			}
+			n := robustServes(c, t)
+			c.Observe("%s; a fresh connection was served (%d messages)", strings.Join(got, "; "), n)
+		})
+
+		Case("WS-ROBUST-011", func(c *C) {
+			cn := c.Dial(c.Target())
+			began := time.Now()
+			cn.ExpectOpen("answering a ping before the credential")
+			rtt := time.Since(began)
+			cn.Quiet(current.t.Quiet, append([]Outcome{Closed}, Paid...))
+			s := c.PayValid(cn)
+			n := c.ExpectServed(cn, s)
+			c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
+		})
+
+		Case("WS-ROBUST-012", func(c *C) {
+			cn := c.Dial(c.Target())
+			window := 2*current.t.Quiet + current.t.Reply
+			var seen []string
+			deadline := time.Now().Add(window)
+			for {
+				left := time.Until(deadline)
+				if left <= 0 {
+					break
+				}
+				e, ok := cn.Next(left)
+				if !ok {
+					break
+				}
+				seen = append(seen, fmt.Sprintf("%s at %+.3fs", e, e.At.Seconds()))
+				if e.Closed {
+					break
+				}
+			}
+			if len(seen) == 0 {
+				c.Observe("silent client: no frame and no close within %s after the challenge (socket left open)", window)
+				return
+			}
+			c.Observe("silent client, within %s after the challenge: %s", window, strings.Join(seen, "; "))
+		})
+
+		Case("WS-ROBUST-013", func(c *C) {
+			var got []string
+			for _, t := range current.targets {
+				if !payable(t) {
+					got = append(got, t.URL+": not payable by the suite, skipped")
+					continue
+				}
+				n := robustServes(c, t)
+				got = append(got, fmt.Sprintf("%s: served %d messages", t.URL, n))
+			}
+			c.Observe("after the robustness cases: %s", strings.Join(got, "; "))
+		})
 	})
-})
+}

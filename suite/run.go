@@ -46,6 +46,9 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
 		}
+		if current.dialect != "" && current.dialect != tg.Dialect.Name() {
+			return nil, fmt.Errorf("%w: %s speaks dialect %s, the other targets %s: run them separately", ErrUsage, u, tg.Dialect.Name(), current.dialect)
+		}
 		current.targets = append(current.targets, tg)
 		current.dialect = tg.Dialect.Name()
 	}

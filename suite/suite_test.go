@@ -2,7 +2,10 @@ package suite_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,31 +13,83 @@ import (
 	"github.com/mppws/conformance/suite"
 )
 
-// TestConformance runs the whole suite against the embedded reference: every
-// case must pass. The mutant test re-runs this test in a child process
-// against a faulty reference (MPPWS_FAULT), where cases must fail.
+// TestConformance runs the whole suite against the embedded reference in
+// dialect A: every case must pass. Other tests re-run it in a child process
+// (Ginkgo runs one suite per process), configured by the environment:
+//
+//	MPPWS_DIALECT      a or b: the embedded reference's dialect
+//	MPPWS_FAULT        a mutant of the embedded reference
+//	MPPWS_TARGET       a target URL instead of the embedded reference
+//	MPPWS_SELECT       comma-separated case IDs or areas
+//	MPPWS_EXPECT_FAIL  an expect-fail file
+//	MPPWS_REPORT_DIR   where to write the reports
 func TestConformance(t *testing.T) {
-	fault := server.Fault(os.Getenv("MPPWS_FAULT"))
-	ref, err := suite.StartReference(suite.ReferenceOptions{Fault: fault})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ref.Close()
 	cfg := suite.Config{
-		Targets:     ref.URLs,
-		Secret:      ref.Secret,
-		ReportDir:   os.Getenv("MPPWS_REPORT_DIR"),
-		TargetLabel: "embedded reference",
-		Out:         os.Stdout,
+		Dialect:   "auto",
+		ReportDir: os.Getenv("MPPWS_REPORT_DIR"),
+		Out:       os.Stdout,
+	}
+	fault := server.Fault(os.Getenv("MPPWS_FAULT"))
+	if target := os.Getenv("MPPWS_TARGET"); target != "" {
+		cfg.Targets, cfg.TargetLabel = []string{target}, target
+	} else {
+		ref, err := suite.StartReference(suite.ReferenceOptions{Fault: fault, Dialect: os.Getenv("MPPWS_DIALECT")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ref.Close()
+		cfg.Targets, cfg.Secret, cfg.TargetLabel = ref.URLs, ref.Secret, "embedded reference"
 	}
 	if sel := os.Getenv("MPPWS_SELECT"); sel != "" {
 		cfg.Select = strings.Split(sel, ",")
+	}
+	if path := os.Getenv("MPPWS_EXPECT_FAIL"); path != "" {
+		m, err := suite.ReadExpectFail(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.ExpectFail = m
 	}
 	s, err := suite.Run(context.Background(), cfg, t)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !s.Passed && fault == server.FaultNone {
-		t.Errorf("the reference is not conformant: %s", strings.Join(s.Problems, "; "))
+		t.Errorf("not conformant: %s", strings.Join(s.Problems, "; "))
 	}
+}
+
+// TestConformanceDialectB runs the whole suite against the embedded
+// reference in dialect B, in a child process.
+func TestConformanceDialectB(t *testing.T) {
+	if os.Getenv("MPPWS_DIALECT") != "" || os.Getenv("MPPWS_TARGET") != "" {
+		t.Skip("child process")
+	}
+	s, out, err := runChild(t, "MPPWS_DIALECT=b")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !s.Passed {
+		t.Fatalf("the dialect B reference is not conformant: %s\n%s", strings.Join(s.Problems, "; "), out)
+	}
+	t.Logf("dialect B: %d cases, %v", len(s.Results), s.Counts)
+}
+
+// runChild re-runs this test binary's TestConformance with env and returns
+// the summary it wrote.
+func runChild(t *testing.T, env ...string) (*suite.Summary, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestConformance$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), env...), "MPPWS_REPORT_DIR="+dir)
+	out, _ := cmd.CombinedOutput() // a failing child is judged by its report
+	b, err := os.ReadFile(filepath.Join(dir, "conformance.json"))
+	if err != nil {
+		return nil, string(out), err
+	}
+	var s suite.Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, string(out), err
+	}
+	return &s, string(out), nil
 }

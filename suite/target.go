@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
 	"strings"
 	"time"
 
@@ -47,41 +49,131 @@ func protocolOf(r tempo.SessionRequest) tempo.Protocol {
 	return r.MethodDetails.SessionProtocol
 }
 
-// discover connects once to learn the target's dialect and offer. Dialect A
-// announces itself with a challenge frame right after the upgrade.
+// discover connects once to learn the target's dialect and offer. Dialect
+// A announces itself with a challenge frame right after the upgrade; a
+// dialect B server stays silent and answers an HTTP probe of the same URL
+// with 402.
 func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, wait time.Duration) (*Target, error) {
-	tr := peer.NewTranscript()
-	p, err := peer.Dial(ctx, url, frame.A, tr, "")
+	var (
+		c    mpp.Challenge
+		d    frame.Dialect
+		errA error
+	)
+	if dialect != "b" {
+		if dialect == "auto" {
+			wait = min(wait, time.Second) // an A server speaks at once
+		}
+		c, errA = challengeFrame(ctx, url, wait)
+		d = frame.A
+	}
+	if dialect == "b" || (dialect == "auto" && errA != nil) {
+		var errB error
+		if c, _, errB = probe(ctx, url, nil); errB != nil {
+			if dialect == "b" {
+				return nil, errB
+			}
+			return nil, fmt.Errorf("%s speaks neither dialect: %v; and %v", url, errA, errB)
+		}
+		d = frame.B
+	} else if errA != nil {
+		return nil, errA
+	}
+	t := &Target{URL: url, Dialect: d, Intent: c.Intent, Method: c.Method}
+	if exp, err := c.ExpiresAt(); err == nil {
+		t.TTL = time.Until(exp)
+	}
+	if c.Intent == "session" {
+		t.sessionTerms(c, chs)
+	}
+	return t, nil
+}
+
+// challengeFrame reads a dialect A challenge frame from a fresh connection.
+func challengeFrame(ctx context.Context, url string, wait time.Duration) (mpp.Challenge, error) {
+	p, err := peer.Dial(ctx, url, frame.A, peer.NewTranscript(), "")
 	if err != nil {
-		return nil, err
+		return mpp.Challenge{}, err
 	}
 	defer p.Close()
 	e, ok := p.Next(wait)
 	switch {
 	case !ok:
-		return nil, fmt.Errorf("%s sent nothing within %s after the upgrade: not dialect A (the server speaks first there)", url, wait)
+		return mpp.Challenge{}, fmt.Errorf("no frame within %s of the upgrade (a dialect A server speaks first)", wait)
 	case !e.IsFrame(frame.KindChallenge):
-		return nil, fmt.Errorf("%s: first frame is %s, want a dialect A challenge", url, e)
+		return mpp.Challenge{}, fmt.Errorf("first frame is %s, not a dialect A challenge", e)
 	}
 	var c mpp.Challenge
 	if err := json.Unmarshal(e.Frame.Challenge, &c); err != nil {
-		return nil, fmt.Errorf("%s: challenge object: %w", url, err)
+		return mpp.Challenge{}, fmt.Errorf("challenge object: %w", err)
 	}
-	t := &Target{URL: url, Dialect: frame.A, Intent: c.Intent, Method: c.Method}
-	if exp, err := c.ExpiresAt(); err == nil {
-		t.TTL = time.Until(exp)
+	return c, nil
+}
+
+// httpURL is the URL a dialect B client probes: ws→http, wss→https, same
+// path and query.
+func httpURL(ws string) string {
+	switch {
+	case strings.HasPrefix(ws, "ws://"):
+		return "http://" + strings.TrimPrefix(ws, "ws://")
+	case strings.HasPrefix(ws, "wss://"):
+		return "https://" + strings.TrimPrefix(ws, "wss://")
 	}
-	if c.Intent != "session" {
-		return t, nil
+	return ws
+}
+
+// probe GETs the HTTP twin of a WebSocket URL, as mppx clients do, and
+// returns its tempo/session challenge (or its first challenge) and the
+// response. Anything but a 402 with a Payment challenge is an error.
+func probe(ctx context.Context, url string, header http.Header) (mpp.Challenge, *http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, httpURL(url), nil)
+	if err != nil {
+		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", url, err)
 	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", httpURL(url), err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPaymentRequired {
+		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: HTTP %d, want 402 with a Payment challenge", httpURL(url), resp.StatusCode)
+	}
+	var all []mpp.Challenge
+	for _, h := range resp.Header.Values("WWW-Authenticate") {
+		cs, err := mpp.ParseChallenges(h)
+		if err != nil {
+			return mpp.Challenge{}, resp, fmt.Errorf("probe %s: WWW-Authenticate %q: %w", httpURL(url), h, err)
+		}
+		all = append(all, cs...)
+	}
+	if len(all) == 0 {
+		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: 402 without a Payment challenge", httpURL(url))
+	}
+	for _, c := range all {
+		if c.Method == "tempo" && c.Intent == "session" {
+			return c, resp, nil
+		}
+	}
+	return all[0], resp, nil
+}
+
+var probeClient = &http.Client{Timeout: 30 * time.Second}
+
+// sessionTerms decodes a session request and finds the fixture channels
+// that can pay it.
+func (t *Target) sessionTerms(c mpp.Challenge, chs []fixtures.Channel) {
 	if err := mpp.DecodeJSON(c.Request, &t.Request); err != nil {
 		t.NoChannel = fmt.Sprintf("session request does not decode: %v", err)
-		return t, nil
+		return
 	}
 	p0 := protocolOf(t.Request)
+	var err error
 	if t.Tick, err = tempo.ParseAmount(t.Request.Amount, p0); err != nil || t.Tick.Sign() == 0 {
 		t.NoChannel = fmt.Sprintf("session amount %q is not a positive decimal tick cost", t.Request.Amount)
-		return t, nil
+		return
 	}
 	for _, ch := range chs {
 		if ch.Protocol == p0 && ch.ChainID == t.Request.MethodDetails.ChainID &&
@@ -95,5 +187,4 @@ func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, 
 		t.NoChannel = fmt.Sprintf("no fixture channel matches the challenge (protocol %s, chainId %d, escrow %s, recipient %s, currency %s); pass --channels with the target's channels",
 			p0, t.Request.MethodDetails.ChainID, t.Request.MethodDetails.EscrowContract, t.Request.Recipient, t.Request.Currency)
 	}
-	return t, nil
 }

@@ -43,6 +43,10 @@ type conn struct {
 	paid  chan struct{} // the first accepted credential
 	free  chan struct{} // FaultNonIncreasing / FaultWrongChannel grants
 	close sync.Once     // the first close wins
+	// ack is held while a voucher is verified and until its receipt has
+	// gone out; a stream woken from a shortage waits for it, so the receipt
+	// comes before the next message (dialect B, as mppx).
+	ack sync.RWMutex
 
 	// writeMu serializes writes so one watchdog timer can bound them all:
 	// a per-write context would cost an allocation and a timer per frame.
@@ -131,7 +135,7 @@ func (c *conn) run(parent context.Context) {
 	c.mu.Lock()
 	c.state.streamCancel, c.state.streamDone = scancel, done
 	c.mu.Unlock()
-	c.streamSession(sctx)
+	c.streamSession(ctx, sctx)
 	scancel()
 	close(done)
 	if c.b {

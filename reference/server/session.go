@@ -131,8 +131,11 @@ func storeProblem(err error) error {
 //
 // Dialect A ends with the receipt; dialect B ends by sending close-ready and
 // waiting for the close credential (run's awaitClose), also when a close
-// request aborts the stream through ctx.
-func (c *conn) streamSession(ctx context.Context) {
+// request aborts the stream through stop. stop ends the stream between
+// units: a unit is charged only while the stream runs, and a charged unit
+// is delivered (under the connection's ctx), so close-ready's spent counts
+// exactly the units delivered.
+func (c *conn) streamSession(ctx, stop context.Context) {
 	c.mu.Lock()
 	id := c.state.channelID
 	c.mu.Unlock()
@@ -143,7 +146,7 @@ func (c *conn) streamSession(ctx context.Context) {
 	}
 	overDelivered := false
 	for i := 1; i <= c.s.cfg.Messages; i++ {
-		if !c.payUnit(ctx, id, tick, cost, &overDelivered) || c.send(ctx, message(i)) != nil {
+		if stop.Err() != nil || !c.payUnit(stop, id, tick, cost, &overDelivered) || c.send(ctx, message(i)) != nil {
 			return
 		}
 	}
@@ -188,6 +191,10 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 		}
 		select {
 		case <-changed:
+			// A barrier: the voucher that woke us may not have had its
+			// receipt sent yet.
+			c.ack.RLock()
+			c.ack.RUnlock()
 		case <-c.free:
 		case <-deadline:
 			c.fail(ctx, websocket.StatusPolicyViolation, http.StatusPaymentRequired, fmt.Sprintf("voucher timeout: no sufficient voucher within %s", c.s.cfg.Limits.VoucherTimeout))
@@ -222,7 +229,12 @@ func (c *conn) needVoucher(st channel.State, tick *big.Int) frame.NeedVoucher {
 // rechallenge issues a fresh challenge before asking for a voucher when the
 // current one is about to expire, so a long stream can always be topped up
 // (mpp-rs bug A3: an expired challenge makes every later voucher fail).
+// Dialect B has no challenge frame and issues none on the connection: its
+// client re-probes over HTTP instead (wevm/mppx#709).
 func (c *conn) rechallenge(ctx context.Context) error {
+	if c.b {
+		return nil
+	}
 	cur := c.current()
 	exp, err := cur.ExpiresAt()
 	if err != nil {
