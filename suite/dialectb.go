@@ -92,7 +92,7 @@ func dialectBCases() {
 			p, _ := c.ValidPayload(cn)
 			echo := cn.Challenge
 			echo.ID = forgedID
-			cn.SendCredential(cn.Authorization(echo, p, ""))
+			cn.SendCredential(cn.Authorization(echo, p))
 			e, _ := cn.Expect(current.t.Reply, []Outcome{ErrorFrame}, Paid)
 			c.checkFields("payment-error", e.Raw, map[string]string{"mpp": "string", "status": "number", "message": "string"})
 			c.Check(e.Frame.Status >= 400 && e.Frame.Status < 500, "a 4xx status", "status %d", e.Frame.Status)
@@ -123,7 +123,7 @@ func dialectBCases() {
 			p, _ := c.ValidPayload(cn)
 			echo := cn.Challenge
 			echo.ID = forgedID
-			cn.SendCredential(cn.Authorization(echo, p, ""))
+			cn.SendCredential(cn.Authorization(echo, p))
 			cn.Expect(current.t.Reply, []Outcome{ErrorFrame}, Paid)
 			e, ok := cn.Next(current.t.Reply)
 			switch {
@@ -155,7 +155,7 @@ func dialectBCases() {
 			t := c.Connect(s.Ch)
 			// Equal vouchers: each is a valid idempotent retry, so only the
 			// queue limit can refuse them.
-			auth := t.Authorization(t.Challenge, t.Voucher(accepted), "")
+			auth := t.Authorization(t.Challenge, t.Voucher(accepted))
 			sent := 0
 			for ; sent < 100; sent++ {
 				if t.Peer.Send(c.ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}) != nil {
@@ -203,7 +203,7 @@ func dialectBCases() {
 			t := c.TargetFor(NeedsSession)
 			s := c.Connect(c.channel(t, AnyChannel))
 			amount := s.nextAmount()
-			auth := s.Authorization(s.Challenge, s.Voucher(amount), "")
+			auth := s.Authorization(s.Challenge, s.Voucher(amount))
 			b, _ := frame.B.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
 			if err := s.Peer.SendBinary(c.ctx, b); err != nil {
 				c.Failf([]string{"the connection open for a binary frame"}, "%v", err)

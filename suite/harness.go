@@ -255,17 +255,33 @@ func (cn *Conn) Next(d time.Duration) (peer.Event, bool) {
 	return e, true
 }
 
-// Authorization builds a credential string echoing echo.
-func (cn *Conn) Authorization(echo mpp.Challenge, payload any, source string) string {
+// Authorization builds a credential string echoing echo. A payload for a
+// fixture channel carries the payer as source, as both SDK clients send it
+// and mppx requires it for vouchers (protocol.md §3.2).
+func (cn *Conn) Authorization(echo mpp.Challenge, payload any) string {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		cn.c.Failf([]string{"a payload the suite can encode"}, "%v", err)
 	}
-	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: echo, Source: source, Payload: raw})
+	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: echo, Source: sourceOf(raw), Payload: raw})
 	if err != nil {
 		cn.c.Failf([]string{"a credential the suite can encode"}, "%v", err)
 	}
 	return auth
+}
+
+// sourceOf is the payer DID of the fixture channel a payload names, or "".
+func sourceOf(payload json.RawMessage) string {
+	var p struct{ ChannelID string }
+	if json.Unmarshal(payload, &p) != nil || p.ChannelID == "" {
+		return ""
+	}
+	for _, ch := range current.cfg.Channels {
+		if strings.EqualFold(ch.ID.String(), p.ChannelID) {
+			return fmt.Sprintf("did:pkh:eip155:%d:%s", ch.ChainID, ch.Payer)
+		}
+	}
+	return ""
 }
 
 // SendCredential sends auth in the dialect's credential frame.

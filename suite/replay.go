@@ -17,7 +17,7 @@ func (c *C) sendTampered(what string, tamper func(*mpp.Challenge)) {
 	p, _ := c.ValidPayload(cn)
 	echo := cn.Challenge
 	tamper(&echo)
-	cn.SendCredential(cn.Authorization(echo, p, ""))
+	cn.SendCredential(cn.Authorization(echo, p))
 	cn.ExpectRejected(what)
 }
 
@@ -90,7 +90,7 @@ func replayCases() {
 			t := c.Target()
 			issuer := c.Dial(t)
 			cn := c.Dial(t)
-			cn.SendCredential(cn.Authorization(issuer.Challenge, TestPayload, ""))
+			cn.SendCredential(cn.Authorization(issuer.Challenge, TestPayload))
 			cn.ExpectRejected("challenge of another open connection")
 			issuer.Quiet(current.t.Quiet, Paid)
 		})
@@ -98,7 +98,7 @@ func replayCases() {
 		Case("WS-REPLAY-008", func(c *C) {
 			t := c.Target()
 			first := c.Dial(t)
-			auth := first.Authorization(first.Challenge, TestPayload, "")
+			auth := first.Authorization(first.Challenge, TestPayload)
 			first.SendCredential(auth)
 			c.ExpectServed(first, nil)
 			cn := c.Dial(t)
@@ -116,7 +116,7 @@ func replayCases() {
 			cn.T.Note("waiting %s for the challenge to expire", wait.Round(time.Millisecond))
 			time.Sleep(wait)
 			p, _ := c.ValidPayload(cn)
-			cn.SendCredential(cn.Authorization(cn.Challenge, p, ""))
+			cn.SendCredential(cn.Authorization(cn.Challenge, p))
 			cn.ExpectRejected("expired challenge")
 		})
 
@@ -129,7 +129,7 @@ func replayCases() {
 		Case("WS-REPLAY-011", func(c *C) {
 			cn := c.Dial(c.Target())
 			p, _ := c.ValidPayload(cn)
-			auth := cn.Authorization(cn.Challenge, p, "")
+			auth := cn.Authorization(cn.Challenge, p)
 			cn.SendCredential(strings.TrimPrefix(auth, "Payment "))
 			cn.ExpectRejected("credential without the Payment scheme")
 		})
@@ -147,7 +147,7 @@ func replayCases() {
 		Case("WS-REPLAY-014", func(c *C) {
 			cn := c.Dial(c.Target())
 			payload := map[string]string{"proof": "x", "padding": strings.Repeat("A", 17<<10)}
-			auth := cn.Authorization(cn.Challenge, payload, "")
+			auth := cn.Authorization(cn.Challenge, payload)
 			c.Check(len(auth) > 16<<10+len("Payment "), "a token over 16 KiB", "%d bytes", len(auth))
 			cn.SendCredential(auth)
 			cn.ExpectRejected("17 KiB credential")
@@ -169,13 +169,13 @@ func replayCases() {
 			p, s := c.ValidPayload(cn)
 			bad := cn.Challenge
 			bad.Realm = "attacker." + bad.Realm
-			cn.SendCredential(cn.Authorization(bad, p, ""))
+			cn.SendCredential(cn.Authorization(bad, p))
 			cn.ExpectRejected("tampered realm")
 			cn.ExpectOpen("after a rejected credential")
 			if s != nil {
 				s.SendPayload(p)
 			} else {
-				cn.SendCredential(cn.Authorization(cn.Challenge, p, ""))
+				cn.SendCredential(cn.Authorization(cn.Challenge, p))
 			}
 			c.ExpectServed(cn, s)
 		})

@@ -123,20 +123,11 @@ func robustServesBeside(c *C, t *Target, busy *Conn, s *Session) int {
 	return robustServes(c, t)
 }
 
-// robustSource is the payer DID a session credential carries.
-func robustSource(s *Session) string {
-	return fmt.Sprintf("did:pkh:eip155:%d:%s", s.Ch.ChainID, s.Ch.Payer)
-}
-
 // robustValidAuth is a valid credential string for cn's challenge, with the
 // session it pays from (nil for a charge).
 func robustValidAuth(c *C, cn *Conn) (string, *Session) {
 	p, s := c.ValidPayload(cn)
-	src := ""
-	if s != nil {
-		src = robustSource(s)
-	}
-	return cn.Authorization(cn.Challenge, p, src), s
+	return cn.Authorization(cn.Challenge, p), s
 }
 
 // robustFlow is the outcome of one charge flow run off the spec goroutine.
@@ -269,7 +260,7 @@ func robustSessionAuth(s *Session, k int) (string, *big.Int) {
 	if amount.Cmp(s.acct.signed) <= 0 {
 		amount.Add(s.acct.signed, s.units(k))
 	}
-	return s.Authorization(s.Challenge, s.Voucher(amount), robustSource(s)), amount
+	return s.Authorization(s.Challenge, s.Voucher(amount)), amount
 }
 
 // robustRounds sends one credential per session at once and waits for all.
@@ -503,7 +494,7 @@ func robustCases() {
 			p, _ := c.ValidPayload(cn)
 			echo := cn.Challenge
 			echo.ID = forgedID
-			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p, "")})
+			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p)})
 			c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
 			const flood = 500
 			sent := 0
@@ -567,12 +558,12 @@ func robustCases() {
 			var auth string
 			if bareSession != nil {
 				bareSession.Challenge = ch
-				auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.nextAmount()), robustSource(bareSession))
+				auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.nextAmount()))
 				// The stream is abandoned unread: a unit may be charged and
 				// never delivered.
 				bareSession.acct.exact = false
 			} else {
-				auth = (&Conn{c: c, Target: t}).Authorization(ch, TestPayload, "")
+				auth = (&Conn{c: c, Target: t}).Authorization(ch, TestPayload)
 			}
 			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
 			c.Check(err == nil, "a credential frame the suite can encode", "%v", err)

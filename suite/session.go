@@ -189,6 +189,19 @@ func (s *Session) VoucherSignedBy(amount *big.Int, key *secp256k1.PrivateKey, d 
 // Send sends a voucher credential echoing the newest challenge.
 func (s *Session) Send(p tempo.VoucherPayload) { s.SendPayload(p) }
 
+// finished reports whether the connection is of no more use: closed, or
+// (dialect B) past a payment-error, after which the server stops serving
+// it even when its close fails (mppx bug B1 leaves such a socket open; only
+// WS-REPLAY-019 pins that).
+func (s *Session) finished() bool {
+	select {
+	case <-s.Done():
+		return true
+	default:
+		return s.Target.B() && s.Seen[frame.KindError] > 0
+	}
+}
+
 // SendBad sends a voucher credential the target must refuse. A dialect B
 // target closes the connection on every rejection, so there each one goes
 // on a connection of its own, which must deliver nothing before it closes.
@@ -209,8 +222,7 @@ func (s *Session) nextAmount() *big.Int {
 
 // SendPayload sends any payload as a session credential.
 func (s *Session) SendPayload(payload any) {
-	src := fmt.Sprintf("did:pkh:eip155:%d:%s", s.Ch.ChainID, s.Ch.Payer)
-	s.SendCredential(s.Authorization(s.Challenge, payload, src))
+	s.SendCredential(s.Authorization(s.Challenge, payload))
 }
 
 // PayUnits sends a voucher for k ticks over what the target accepted.

@@ -19,7 +19,8 @@ import (
 //
 //	MPPWS_DIALECT      a or b: the embedded reference's dialect
 //	MPPWS_FAULT        a mutant of the embedded reference
-//	MPPWS_TARGET       a target URL instead of the embedded reference
+//	MPPWS_TARGET       comma-separated target URLs instead of the embedded reference
+//	MPPWS_SECRET       the targets' challenge HMAC secret
 //	MPPWS_SELECT       comma-separated case IDs or areas
 //	MPPWS_EXPECT_FAIL  an expect-fail file
 //	MPPWS_REPORT_DIR   where to write the reports
@@ -31,7 +32,8 @@ func TestConformance(t *testing.T) {
 	}
 	fault := server.Fault(os.Getenv("MPPWS_FAULT"))
 	if target := os.Getenv("MPPWS_TARGET"); target != "" {
-		cfg.Targets, cfg.TargetLabel = []string{target}, target
+		cfg.Targets, cfg.TargetLabel = strings.Split(target, ","), target
+		cfg.Secret = os.Getenv("MPPWS_SECRET")
 	} else {
 		ref, err := suite.StartReference(suite.ReferenceOptions{Fault: fault, Dialect: os.Getenv("MPPWS_DIALECT")})
 		if err != nil {

@@ -104,13 +104,11 @@ func voucherPayloadFor(s *Session, id tempo.Hash, amount, sig string) tempo.Vouc
 // adds over the known spent amount (k ticks, plus any amount the suite
 // signed for a voucher the target refused, which PayUnits stays above).
 //
-// A dialect B target closes the connection on a rejected voucher; the
+// A dialect B target ends the connection on a rejected voucher; the
 // channel must then pay on a new connection.
 func stillPays(s *Session, k int) {
-	select {
-	case <-s.Done():
+	if s.finished() {
 		s = s.c.OpenSession(func(ch fixtures.Channel) bool { return ch.ID == s.Ch.ID })
-	default:
 	}
 	paid := s.PayUnits(k)
 	s.ExpectUnits(unitsBetween(s, paid, s.acct.spent), paid)
