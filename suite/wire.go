@@ -237,9 +237,9 @@ func wireCases() {
 			_ = json.Unmarshal(payload, &obj)
 			obj["x-conformance-extra"] = map[string]any{"ignored": true}
 			cred := map[string]any{"challenge": cn.Challenge, "payload": obj, "x-extra": []int{1, 2}}
-		if src := sourceOf(payload); src != "" {
-			cred["source"] = src
-		}
+			if src := sourceOf(payload); src != "" {
+				cred["source"] = src
+			}
 			raw, _ := json.Marshal(cred)
 			auth := "Payment " + encodeToken(raw)
 			f, _ := json.Marshal(map[string]any{cn.TagKey(): cn.CredentialTag(), cn.CredentialTag(): auth, "x-extra": "ignored"})
