@@ -255,6 +255,7 @@ func closingCases() {
 			_ = json.Unmarshal(e.Frame.Receipt, &final)
 			c.Check(final.TxHash != "", "a settlement receipt with a txHash", "%s", e.Frame.Receipt)
 			c.Check(final.Spent == spent.String(), "settlement spent "+spent.String(), "spent %q", final.Spent)
+			c.Check(final.AcceptedCumulative == spent.String(), "settlement acceptedCumulative "+spent.String()+": the close amount, which the mppx client checks", "acceptedCumulative %q", final.AcceptedCumulative)
 			e, _ = s.Expect(current.t.Reply, []Outcome{Closed}, []Outcome{DataFrame})
 			c.Check(e.Code == websocket.StatusNormalClosure, "close 1000 after the settlement receipt", "%s", e)
 			c.Observe("closed at spent %s: txHash %s, then %s", spent, final.TxHash, e)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mppws/conformance/fixtures"
 	refclient "github.com/mppws/conformance/reference/client"
+	"github.com/mppws/conformance/reference/frame"
 )
 
 func client(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -21,6 +22,8 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	units := fs.Int("voucher-units", 100, "units paid by each voucher")
 	prepay := fs.Int("prepay", 0, "voucher steps to keep paid ahead of what has arrived, instead of waiting for needVoucher (0: pay when asked)")
 	timeout := fs.Duration("timeout", 60*time.Second, "limit for the whole run")
+	dialectName := fs.String("dialect", "a", "the server's dialect: a (mpp-rs, in-band challenge) or b (mppx, HTTP 402 probe and signed close)")
+	messages := fs.Int("messages", 0, "dialect b: close the session after this many messages (0: consume the whole stream)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -34,7 +37,20 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *units <= 0 || *timeout <= 0 {
 		return usagef("--voucher-units and --timeout must be positive")
 	}
-	cfg := refclient.Config{Channel: *name, VoucherUnits: *units, Prepay: *prepay, Timeout: *timeout, Ledger: refclient.NewLedger()}
+	dialect, err := parseDialect(*dialectName)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *messages < 0:
+		return usagef("--messages %d: must not be negative", *messages)
+	case *messages > 0 && dialect != frame.B:
+		return usagef("--messages applies to --dialect b: dialect a has no close request")
+	}
+	cfg := refclient.Config{
+		Channel: *name, VoucherUnits: *units, Prepay: *prepay, Timeout: *timeout, Ledger: refclient.NewLedger(),
+		Dialect: dialect, Messages: *messages,
+	}
 	if *channels != "" {
 		chs, err := fixtures.Load(*channels)
 		if err != nil {
@@ -70,6 +86,7 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return failedError{msg: "client: " + err.Error()}
 	}
+	// One line of JSON: the result, with the message count for the messages.
 	summary := struct {
 		refclient.Result
 		Messages int `json:"messages"`
@@ -80,4 +97,15 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stdout, string(b))
 	return nil
+}
+
+// parseDialect reads a --dialect value: a or b.
+func parseDialect(s string) (frame.Dialect, error) {
+	switch s {
+	case "a", "A":
+		return frame.A, nil
+	case "b", "B":
+		return frame.B, nil
+	}
+	return nil, usagef("--dialect %q: want a or b", s)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/server"
 	"github.com/mppws/conformance/reference/tempo"
 )
@@ -22,10 +23,12 @@ import (
 // the suite's embedded reference.
 type serverFlags struct {
 	secret, realm, intent, protocol, channels, fault string
+	dialect                                          string
 	messages                                         int
 	tick                                             string
 	ttl, handshake, voucherWait                      time.Duration
 	maxFrame                                         int64
+	pinAmount                                        bool
 }
 
 func (f *serverFlags) register(fs interface {
@@ -33,6 +36,7 @@ func (f *serverFlags) register(fs interface {
 	IntVar(*int, string, int, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
 	Int64Var(*int64, string, int64, string)
+	BoolVar(*bool, string, bool, string)
 }) {
 	fs.StringVar(&f.secret, "secret", "", "HMAC secret for challenge ids (default: random per start)")
 	fs.StringVar(&f.realm, "realm", "mpp-conformance", "challenge realm")
@@ -46,6 +50,8 @@ func (f *serverFlags) register(fs interface {
 	fs.DurationVar(&f.voucherWait, "voucher-timeout", 60*time.Second, "close a stream that waited this long for a voucher")
 	fs.Int64Var(&f.maxFrame, "max-frame-bytes", 32<<10, "largest client frame; larger ones close with 1009")
 	fs.StringVar(&f.fault, "fault", "", "inject a known defect (a mutant), for demonstrating the suite; known: "+faultNames())
+	fs.StringVar(&f.dialect, "dialect", "a", "WebSocket dialect: a (mpp-rs, in-band challenge) or b (mppx: HTTP 402 probe on the same URL, signed close; needs --intent session)")
+	fs.BoolVar(&f.pinAmount, "pin-amount", false, "dialect b: refuse a credential whose echoed amount is not the tick with mppx's own message, as mppx serve({amount})")
 }
 
 // config turns the flags into a server configuration.
@@ -75,6 +81,16 @@ func (f *serverFlags) config() (server.Config, error) {
 		}
 		secret = []byte(hex.EncodeToString(b[:]))
 	}
+	dialect, err := parseDialect(f.dialect)
+	if err != nil {
+		return server.Config{}, err
+	}
+	if dialect == frame.B && f.intent != server.IntentSession {
+		return server.Config{}, usagef("--dialect b sells sessions only: drop --intent %s", f.intent)
+	}
+	if f.pinAmount && dialect != frame.B {
+		return server.Config{}, usagef("--pin-amount applies to --dialect b")
+	}
 	fault := server.Fault(f.fault)
 	if fault != server.FaultNone && !fault.Valid() {
 		return server.Config{}, usagef("--fault %q: unknown; known: %v", f.fault, server.Faults)
@@ -93,6 +109,8 @@ func (f *serverFlags) config() (server.Config, error) {
 		Protocol:     tempo.Protocol(f.protocol),
 		Channels:     descs,
 		Fault:        fault,
+		Dialect:      dialect,
+		PinAmount:    f.pinAmount,
 		Limits: server.Limits{
 			MaxFrameBytes:    f.maxFrame,
 			HandshakeTimeout: f.handshake,
@@ -130,7 +148,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// The URL comes first, alone on its line, so scripts can read it.
 	fmt.Fprintf(stdout, "ws://%s/\n", ln.Addr())
-	fmt.Fprintf(stderr, "reference server: intent %s, %d messages at tick %s, challenge TTL %s\n", cfg.Intent, cfg.Messages, cfg.Tick, cfg.ChallengeTTL)
+	fmt.Fprintf(stderr, "reference server: dialect %s, intent %s, %d messages at tick %s, challenge TTL %s\n", cfg.Dialect.Name(), cfg.Intent, cfg.Messages, cfg.Tick, cfg.ChallengeTTL)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

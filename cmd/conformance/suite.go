@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -60,7 +59,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	scale := fs.Float64("timeout-scale", 1, "multiply every timeout, for slow targets")
 	secret := fs.String("secret", "", "the target's challenge HMAC secret, to check challenge ids (WS-WIRE-005)")
 	channels := fs.String("channels", "", "fixture channels JSON file the suite pays from (default: the embedded fixtures/channels.json)")
-	dialect := fs.String("dialect", "auto", "target dialect: auto or a")
+	dialect := fs.String("dialect", "auto", "target dialect: auto (detect), a (mpp-rs) or b (mppx); with no target, b runs the embedded reference in dialect B")
 	mutant := fs.String("mutant", "", "with no target: run the embedded reference with this known defect, to watch the suite fail ("+faultNames()+")")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -93,7 +92,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Channels = chs
 	}
 	if *expectFail != "" {
-		m, err := readExpectFail(*expectFail)
+		m, err := suite.ReadExpectFail(*expectFail)
 		if err != nil {
 			return usageError{err}
 		}
@@ -107,7 +106,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if fault != server.FaultNone && !fault.Valid() {
 			return usagef("--mutant %q: unknown; known: %s", *mutant, faultNames())
 		}
-		ref, err := suite.StartReference(suite.ReferenceOptions{Fault: fault, Channels: cfg.Channels})
+		ref, err := suite.StartReference(suite.ReferenceOptions{Fault: fault, Channels: cfg.Channels, Dialect: strings.TrimPrefix(*dialect, "auto")})
 		if err != nil {
 			return setupError{err}
 		}
@@ -153,32 +152,6 @@ func printCatalogue(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.ID, m.Level, strings.Join(m.Dialects, ","), m.Area, m.Title)
 	}
 	tw.Flush()
-}
-
-// readExpectFail reads case IDs, one per line; text after # is the reason.
-func readExpectFail(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("expect-fail: %w", err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line, reason, _ := strings.Cut(sc.Text(), "#")
-		id := strings.TrimSpace(line)
-		if id == "" {
-			continue
-		}
-		if _, ok := suite.Lookup(id); !ok {
-			return nil, fmt.Errorf("%s:%d: unknown case ID %q", path, n, id)
-		}
-		out[id] = strings.TrimSpace(reason)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("expect-fail: %w", err)
-	}
-	return out, nil
 }
 
 // checkURL accepts ws:// and wss:// URLs with a host.

@@ -2,6 +2,11 @@
 // challenge, pays it (a test-method payload for charge, a voucher on a
 // fixture channel for session), answers every need-voucher, collects the
 // stream and checks the closing receipt against its own accounting.
+//
+// It speaks both dialects (ws-dialects.md): A, where the server sends the
+// challenge in-band and ends with a receipt, and B (client_b.go), where the
+// challenge comes from an HTTP 402 probe, every credential is acknowledged
+// and the session ends with a signed close.
 package client
 
 import (
@@ -41,25 +46,45 @@ type Config struct {
 	Timeout time.Duration
 	// Now is the clock for challenge expiry. Default time.Now.
 	Now func() time.Time
+	// Dialect is the WebSocket framing the server speaks. Default frame.A.
+	Dialect frame.Dialect
+	// Messages, when positive, makes a dialect B client stop early: once
+	// that many messages have arrived it sends payment-close-request and
+	// settles. Default 0: consume the whole stream. Dialect A has no close
+	// request, so it must be 0 there.
+	Messages int
 }
 
 // Result is what a successful run saw.
 type Result struct {
-	Intent       string              `json:"intent"`
-	Method       string              `json:"method"`
-	ChallengeID  string              `json:"challengeId"`
-	Channel      string              `json:"channel,omitempty"` // fixture name
-	ChannelID    string              `json:"channelId,omitempty"`
-	Messages     []string            `json:"-"`
-	VouchersSent int                 `json:"vouchersSent"`
-	NeedVouchers int                 `json:"needVouchers"`
-	Receipt      json.RawMessage     `json:"receipt"`
-	Session      *mpp.SessionReceipt `json:"-"`
+	Dialect      string   `json:"dialect"`
+	Intent       string   `json:"intent"`
+	Method       string   `json:"method"`
+	ChallengeID  string   `json:"challengeId"`
+	Channel      string   `json:"channel,omitempty"` // fixture name
+	ChannelID    string   `json:"channelId,omitempty"`
+	Messages     []string `json:"-"`
+	VouchersSent int      `json:"vouchersSent"`
+	NeedVouchers int      `json:"needVouchers"`
+	// Reprobes counts dialect B's HTTP re-probes for a fresh challenge.
+	Reprobes int `json:"reprobes,omitempty"`
+	// Receipt is the final receipt: dialect A's stream receipt, dialect B's
+	// settlement receipt (with txHash). Session is its parsed form.
+	Receipt json.RawMessage     `json:"receipt"`
+	Session *mpp.SessionReceipt `json:"-"`
+	// CloseReady is dialect B's payment-close-ready receipt.
+	CloseReady json.RawMessage `json:"closeReady,omitempty"`
+	// Receipts are dialect B's payment-receipts in arrival order, one per
+	// credential sent: the vouchers', then the settlement receipt.
+	Receipts []json.RawMessage `json:"-"`
 }
 
 // Error is a deviation from the protocol, with what the server sent.
 type Error struct {
-	Step string // "connect", "challenge", "pay", "stream", "receipt"
+	// Step is where it happened: "config" (an unusable Config), "connect"
+	// (the server is unreachable), "challenge" (A), "probe" (B), "pay",
+	// "stream", "receipt", "close" (B).
+	Step string
 	Err  error
 }
 
@@ -70,7 +95,7 @@ func stepErr(step string, format string, args ...any) error {
 	return &Error{Step: step, Err: fmt.Errorf(format, args...)}
 }
 
-// Run connects to url (dialect A), pays and consumes one stream.
+// Run connects to url, pays and consumes one stream in cfg.Dialect.
 func Run(ctx context.Context, url string, cfg Config) (Result, error) {
 	if cfg.Channels == nil {
 		cfg.Channels = fixtures.Default()
@@ -87,8 +112,21 @@ func Run(ctx context.Context, url string, cfg Config) (Result, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Dialect == nil {
+		cfg.Dialect = frame.A
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	switch cfg.Dialect.Name() {
+	case frame.A.Name():
+		if cfg.Messages != 0 {
+			return Result{}, &Error{Step: "config", Err: errors.New("Messages needs dialect B: dialect A has no close request")}
+		}
+	case frame.B.Name():
+		return runB(ctx, url, cfg)
+	default:
+		return Result{}, &Error{Step: "config", Err: fmt.Errorf("dialect %q is not supported", cfg.Dialect.Name())}
+	}
 
 	ws, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
@@ -96,7 +134,8 @@ func Run(ctx context.Context, url string, cfg Config) (Result, error) {
 	}
 	defer ws.CloseNow()
 	ws.SetReadLimit(1 << 20)
-	r := &run{cfg: cfg, ws: ws}
+	r := &run{cfg: cfg, dialect: frame.A, ws: ws}
+	r.res.Dialect = frame.A.Name()
 	res, err := r.do(ctx)
 	if err != nil {
 		return Result{}, err
@@ -106,9 +145,10 @@ func Run(ctx context.Context, url string, cfg Config) (Result, error) {
 }
 
 type run struct {
-	cfg Config
-	ws  *websocket.Conn
-	res Result
+	cfg     Config
+	dialect frame.Dialect
+	ws      *websocket.Conn
+	res     Result
 
 	current mpp.Challenge // newest challenge: vouchers echo it
 	ch      fixtures.Channel
@@ -116,6 +156,8 @@ type run struct {
 	sent    *big.Int // highest amount this run signed
 	owed    *big.Int // highest voucher the server needed: it must have accepted it
 	before  Account  // the ledger's view of the channel at the start
+
+	b bState // dialect B only
 }
 
 func (r *run) read(ctx context.Context) (frame.Frame, error) {
@@ -126,7 +168,7 @@ func (r *run) read(ctx context.Context) (frame.Frame, error) {
 	if typ != websocket.MessageText {
 		return frame.Frame{}, fmt.Errorf("binary frame from server")
 	}
-	f, err := frame.A.Decode(b, frame.FromServer)
+	f, err := r.dialect.Decode(b, frame.FromServer)
 	if err != nil {
 		return frame.Frame{}, fmt.Errorf("%w: %s", err, truncate(b))
 	}
@@ -134,7 +176,7 @@ func (r *run) read(ctx context.Context) (frame.Frame, error) {
 }
 
 func (r *run) send(ctx context.Context, f frame.Frame) error {
-	b, err := frame.A.Encode(f)
+	b, err := r.dialect.Encode(f)
 	if err != nil {
 		return err
 	}
@@ -224,7 +266,14 @@ func (r *run) takeChallenge(f frame.Frame) error {
 	return nil
 }
 
+// credential sends one paying credential (a charge proof or a voucher)
+// echoing the current challenge.
 func (r *run) credential(ctx context.Context, payload any, source string) error {
+	r.res.VouchersSent++
+	return r.sendCredential(ctx, payload, source)
+}
+
+func (r *run) sendCredential(ctx context.Context, payload any, source string) error {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return err
@@ -233,7 +282,6 @@ func (r *run) credential(ctx context.Context, payload any, source string) error 
 	if err != nil {
 		return err
 	}
-	r.res.VouchersSent++
 	return r.send(ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth})
 }
 
@@ -260,7 +308,7 @@ func (r *run) openSession(ctx context.Context) error {
 	r.before = r.cfg.Ledger.Snapshot(ch.ID)
 	r.res.Channel, r.res.ChannelID = ch.Name, ch.ID.String()
 	want := new(big.Int).Add(r.before.Signed, r.units(r.cfg.VoucherUnits))
-	if err := r.voucher(ctx, want); err != nil {
+	if err := r.voucher(ctx, want, ch.Deposit); err != nil {
 		return err
 	}
 	r.owed.Set(r.sent)
@@ -269,18 +317,32 @@ func (r *run) openSession(ctx context.Context) error {
 
 func (r *run) units(n int) *big.Int { return new(big.Int).Mul(r.tick, big.NewInt(int64(n))) }
 
-// voucher signs and sends a voucher for at least want.
-func (r *run) voucher(ctx context.Context, want *big.Int) error {
-	amount, err := r.cfg.Ledger.next(r.ch.ID, want, r.tick, r.ch.Deposit)
+// voucher signs and sends a voucher for at least want and at most limit.
+func (r *run) voucher(ctx context.Context, want, limit *big.Int) error {
+	amount, err := r.cfg.Ledger.next(r.ch.ID, want, r.tick, limit)
 	if err != nil {
 		return err
 	}
+	p, err := r.signed("voucher", amount)
+	if err != nil {
+		return err
+	}
+	r.sent = amount
+	if r.isB() {
+		r.b.await(pendingCred{action: "voucher", amount: amount, challengeID: r.current.ID})
+	}
+	return r.credential(ctx, p, r.source())
+}
+
+// signed is the payload of a voucher or close action: the channel signer's
+// EIP-712 voucher for amount, with the descriptor v2 requires.
+func (r *run) signed(action string, amount *big.Int) (tempo.VoucherPayload, error) {
 	sig, err := tempo.SignVoucher(r.ch.SignerKey, r.ch.Domain(), r.ch.ID, amount)
 	if err != nil {
-		return fmt.Errorf("sign voucher: %w", err)
+		return tempo.VoucherPayload{}, fmt.Errorf("sign %s: %w", action, err)
 	}
 	p := tempo.VoucherPayload{
-		Action:           "voucher",
+		Action:           action,
 		ChannelID:        r.ch.ID.String(),
 		CumulativeAmount: amount.String(),
 		Signature:        tempo.FormatSignature(sig),
@@ -289,12 +351,16 @@ func (r *run) voucher(ctx context.Context, want *big.Int) error {
 		d := tempo.DescriptorOf(r.ch.Channel)
 		p.Descriptor = &d
 	}
-	r.sent = amount
-	return r.credential(ctx, p, fmt.Sprintf("did:pkh:eip155:%d:%s", r.ch.ChainID, r.ch.Payer))
+	return p, nil
+}
+
+// source is the payer DID the session SDK clients put in every credential.
+func (r *run) source() string {
+	return fmt.Sprintf("did:pkh:eip155:%d:%s", r.ch.ChainID, r.ch.Payer)
 }
 
 // needVoucher answers a shortage with a voucher for requiredCumulative plus
-// the units of one more voucher step.
+// the units of one more voucher step, never above the deposit.
 func (r *run) needVoucher(ctx context.Context, nv frame.NeedVoucher) error {
 	r.res.NeedVouchers++
 	if r.ch.SignerKey == nil {
@@ -307,16 +373,35 @@ func (r *run) needVoucher(ctx context.Context, nv frame.NeedVoucher) error {
 	if err != nil {
 		return fmt.Errorf("needVoucher requiredCumulative: %w", err)
 	}
-	if required.Cmp(r.ch.Deposit) > 0 {
-		return fmt.Errorf("server requires %s, over the deposit %s; dialect A has no top-up", required, r.ch.Deposit)
+	limit := r.ch.Deposit
+	if r.isB() {
+		// The server's deposit bounds what it accepts; more than the
+		// channel's would need a top-up, which this client does not do.
+		deposit, err := tempo.ParseAmount(nv.Deposit, r.ch.Protocol)
+		if err != nil {
+			return fmt.Errorf("payment-need-voucher deposit: %w", err)
+		}
+		if deposit.Cmp(limit) < 0 {
+			limit = deposit
+		}
+		if required.Cmp(limit) > 0 {
+			return fmt.Errorf("server requires %s, over the deposit %s; top-up is out of scope for the reference client", required, limit)
+		}
+	} else if required.Cmp(limit) > 0 {
+		return fmt.Errorf("server requires %s, over the deposit %s; dialect A has no top-up", required, limit)
 	}
 	if required.Cmp(r.sent) <= 0 {
 		// Already covered by a voucher in flight: a repeated needVoucher
 		// (mpp-rs re-sends every poll) must not make us sign twice.
 		return nil
 	}
+	if r.isB() {
+		if err := r.refresh(ctx); err != nil {
+			return err
+		}
+	}
 	want := new(big.Int).Add(required, r.units(r.cfg.VoucherUnits-1))
-	if err := r.voucher(ctx, want); err != nil {
+	if err := r.voucher(ctx, want, limit); err != nil {
 		return err
 	}
 	r.owed.Set(r.sent)
@@ -336,7 +421,7 @@ func (r *run) prepay(ctx context.Context) error {
 	if ahead.Cmp(r.units(r.cfg.Prepay*r.cfg.VoucherUnits)) >= 0 || r.sent.Cmp(r.ch.Deposit) >= 0 {
 		return nil
 	}
-	return r.voucher(ctx, new(big.Int).Add(r.sent, r.units(r.cfg.VoucherUnits)))
+	return r.voucher(ctx, new(big.Int).Add(r.sent, r.units(r.cfg.VoucherUnits)), r.ch.Deposit)
 }
 
 // checkReceipt compares the receipt with what this client paid and got.

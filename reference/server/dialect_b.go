@@ -88,9 +88,10 @@ func (c *conn) authorization(ctx context.Context, raw string) {
 		return
 	}
 	var (
-		id     tempo.Hash
-		txHash string
-		first  bool
+		id      tempo.Hash
+		txHash  string
+		first   bool
+		settled *big.Int // the close amount: what the settlement receipt reports as accepted
 	)
 	if head.Action == "voucher" {
 		c.ack.Lock()
@@ -103,7 +104,7 @@ func (c *conn) authorization(ctx context.Context, raw string) {
 	case "topUp":
 		id, txHash, err = c.topUp(cred)
 	case "close":
-		id, txHash, err = c.closeChannel(ctx, cred)
+		id, txHash, settled, err = c.closeChannel(ctx, cred)
 	case "open":
 		err = mpp.NewProblem(mpp.SlugInvalidPayload, "open is not supported: the channels are pre-opened, send a voucher")
 	}
@@ -122,6 +123,9 @@ func (c *conn) authorization(ctx context.Context, raw string) {
 		first = false
 	}
 	rc, err := c.sessionReceipt(id, cred.Challenge.ID, txHash)
+	if err == nil && settled != nil {
+		rc, err = withAccepted(rc, settled)
+	}
 	if err != nil {
 		c.failProblem(ctx, storeProblem(err))
 		return
@@ -313,31 +317,31 @@ func (c *conn) topUp(cred mpp.Credential) (tempo.Hash, string, error) {
 // stays within the deposit. The stream is stopped first so spent is final.
 // Offline nothing is broadcast: txHash is the keccak hash of the close
 // voucher's signature, a stable stand-in for the settlement transaction.
-func (c *conn) closeChannel(ctx context.Context, cred mpp.Credential) (tempo.Hash, string, error) {
+func (c *conn) closeChannel(ctx context.Context, cred mpp.Credential) (tempo.Hash, string, *big.Int, error) {
 	var p tempo.VoucherPayload
 	if err := json.Unmarshal(cred.Payload, &p); err != nil {
-		return tempo.Hash{}, "", mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("close payload: %v", err))
+		return tempo.Hash{}, "", nil, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("close payload: %v", err))
 	}
 	ch, err := c.sessionChannel(p.ChannelID, p.Descriptor)
 	if err != nil {
-		return tempo.Hash{}, "", err
+		return tempo.Hash{}, "", nil, err
 	}
 	amount, err := tempo.ParseAmount(p.CumulativeAmount, ch.Protocol)
 	if err != nil {
-		return tempo.Hash{}, "", mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("cumulativeAmount: %v", err))
+		return tempo.Hash{}, "", nil, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("cumulativeAmount: %v", err))
 	}
 	sig, err := tempo.ParseSignature(p.Signature)
 	if err == nil {
 		err = c.s.verifySigner(ch, amount, sig)
 	}
 	if err != nil {
-		return tempo.Hash{}, "", mpp.NewProblem(mpp.SlugInvalidSignature, fmt.Sprintf("close signature: %v", err))
+		return tempo.Hash{}, "", nil, mpp.NewProblem(mpp.SlugInvalidSignature, fmt.Sprintf("close signature: %v", err))
 	}
 	c.streamEnded(ctx)
 	if _, err := c.s.store.Close(ch.ID, amount); err != nil {
-		return tempo.Hash{}, "", storeProblem(err)
+		return tempo.Hash{}, "", nil, storeProblem(err)
 	}
-	return ch.ID, tempo.Keccak256(ch.ID[:], sig).String(), nil
+	return ch.ID, tempo.Keccak256(ch.ID[:], sig).String(), amount, nil
 }
 
 // hexBytes decodes a 0x-prefixed hex string of bounded size.
@@ -346,6 +350,18 @@ func hexBytes(s string) ([]byte, error) {
 		return nil, fmt.Errorf("want 0x-prefixed hex of at most %d bytes", mpp.MaxHeaderBytes)
 	}
 	return hex.DecodeString(s[2:])
+}
+
+// withAccepted sets a receipt's acceptedCumulative: a settlement receipt
+// reports the close voucher's amount, which the mppx client checks against
+// the amount it signed (ws-dialects.md §2.6).
+func withAccepted(rc json.RawMessage, amount *big.Int) (json.RawMessage, error) {
+	var r mpp.SessionReceipt
+	if err := json.Unmarshal(rc, &r); err != nil {
+		return nil, err
+	}
+	r.AcceptedCumulative = amount.String()
+	return json.Marshal(r)
 }
 
 // bumpSpent is FaultCloseReadySpent: close-ready claims one tick more than
