@@ -89,10 +89,7 @@ func dialectBCases() {
 
 		Case("WS-WIRE-020", func(c *C) {
 			cn := c.Dial(c.Target())
-			p, _ := c.ValidPayload(cn)
-			echo := cn.Challenge
-			echo.ID = forgedID
-			cn.SendCredential(cn.Authorization(echo, p))
+			c.payTampered(cn, forge)
 			e, _ := cn.Expect(current.t.Reply, []Outcome{ErrorFrame}, Paid)
 			c.checkFields("payment-error", e.Raw, map[string]string{"mpp": "string", "status": "number", "message": "string"})
 			c.Check(e.Frame.Status >= 400 && e.Frame.Status < 500, "a 4xx status", "status %d", e.Frame.Status)
@@ -120,10 +117,7 @@ func dialectBCases() {
 
 		Case("WS-REPLAY-019", func(c *C) {
 			cn := c.Dial(c.Target())
-			p, _ := c.ValidPayload(cn)
-			echo := cn.Challenge
-			echo.ID = forgedID
-			cn.SendCredential(cn.Authorization(echo, p))
+			c.payTampered(cn, forge)
 			cn.Expect(current.t.Reply, []Outcome{ErrorFrame}, Paid)
 			e, ok := cn.Next(current.t.Reply)
 			switch {

@@ -14,12 +14,21 @@ import (
 // pays with an otherwise valid payload and expects a rejection with no data.
 func (c *C) sendTampered(what string, tamper func(*mpp.Challenge)) {
 	cn := c.Dial(c.Target())
+	c.payTampered(cn, tamper)
+	cn.ExpectRejected(what)
+}
+
+// payTampered sends on cn an otherwise valid credential whose echoed
+// challenge tamper has changed.
+func (c *C) payTampered(cn *Conn, tamper func(*mpp.Challenge)) {
 	p, _ := c.ValidPayload(cn)
 	echo := cn.Challenge
 	tamper(&echo)
 	cn.SendCredential(cn.Authorization(echo, p))
-	cn.ExpectRejected(what)
 }
+
+// forge replaces a challenge id with one no server issued.
+func forge(e *mpp.Challenge) { e.ID = forgedID }
 
 // sendRaw dials the target, sends auth as the credential and expects a
 // rejection with no data.
@@ -41,7 +50,7 @@ func otherMethod(m string) string {
 func replayCases() {
 	Describe("Challenge-ID replay rejection", func() {
 		Case("WS-REPLAY-001", func(c *C) {
-			c.sendTampered("forged id", func(e *mpp.Challenge) { e.ID = forgedID })
+			c.sendTampered("forged id", forge)
 		})
 
 		Case("WS-REPLAY-002", func(c *C) {

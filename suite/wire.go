@@ -215,9 +215,7 @@ func wireCases() {
 
 		Case("WS-WIRE-011", func(c *C) {
 			cn := c.Dial(c.Target())
-			echo := cn.Challenge
-			echo.ID = forgedID
-			cn.SendCredential(cn.Authorization(echo, TestPayload))
+			c.payTampered(cn, forge)
 			e := cn.ExpectRejected("forged credential")
 			switch {
 			case e.IsFrame(frame.KindError):
