@@ -86,12 +86,7 @@ func (d dialectA) Decode(b []byte, dir Direction) (Frame, error) {
 		f.Challenge = obj["challenge"]
 		f.ChallengeError = str(obj, "error")
 	case KindNeedVoucher:
-		f.NeedVoucher = NeedVoucher{
-			ChannelID:          str(obj, "channelId"),
-			RequiredCumulative: str(obj, "requiredCumulative"),
-			AcceptedCumulative: str(obj, "acceptedCumulative"),
-			Deposit:            str(obj, "deposit"),
-		}
+		f.NeedVoucher = needVoucherOf(obj)
 	case KindReceipt:
 		f.Receipt = obj["receipt"]
 	case KindError:

@@ -93,12 +93,7 @@ func (d dialectB) Decode(b []byte, dir Direction) (Frame, error) {
 		if err := needVoucherData.Check(data); err != nil {
 			return Frame{}, err
 		}
-		f.NeedVoucher = NeedVoucher{
-			ChannelID:          str(data, "channelId"),
-			RequiredCumulative: str(data, "requiredCumulative"),
-			AcceptedCumulative: str(data, "acceptedCumulative"),
-			Deposit:            str(data, "deposit"),
-		}
+		f.NeedVoucher = needVoucherOf(data)
 	case KindReceipt, KindCloseReady:
 		f.Receipt = obj["data"]
 	case KindError:

@@ -209,6 +209,17 @@ func (d Direction) String() string {
 	return "server"
 }
 
+// needVoucherOf reads the four need-voucher fields, already checked to be
+// strings: flat in dialect A, under data in dialect B.
+func needVoucherOf(obj map[string]json.RawMessage) NeedVoucher {
+	return NeedVoucher{
+		ChannelID:          str(obj, "channelId"),
+		RequiredCumulative: str(obj, "requiredCumulative"),
+		AcceptedCumulative: str(obj, "acceptedCumulative"),
+		Deposit:            str(obj, "deposit"),
+	}
+}
+
 // str reads a field already checked to be a string.
 func str(obj map[string]json.RawMessage, name string) string {
 	var s string
