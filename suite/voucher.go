@@ -88,6 +88,13 @@ func signUnrecorded(c *C, key *secp256k1.PrivateKey, d tempo.Domain, id tempo.Ha
 	return tempo.FormatSignature(sig)
 }
 
+// overDeposit is a voucher of the channel's signer for one base unit over
+// the deposit, signed without telling the wallet (no target may take it).
+func overDeposit(s *Session) (*big.Int, tempo.VoucherPayload) {
+	over := new(big.Int).Add(s.Ch.Deposit, big.NewInt(1))
+	return over, voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(s.c, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over))
+}
+
 // voucherPayloadFor builds a voucher payload with s's channel descriptor and
 // any channel id, amount text and signature text. It records nothing.
 func voucherPayloadFor(s *Session, id tempo.Hash, amount, sig string) tempo.VoucherPayload {
@@ -358,8 +365,8 @@ func voucherCases() {
 
 		Case("WS-VOUCHER-007", func(c *C) {
 			s := c.OpenSession(AnyChannel)
-			over := new(big.Int).Add(s.Ch.Deposit, big.NewInt(1))
-			s.Send(voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(c, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over)))
+			over, p := overDeposit(s)
+			s.Send(p)
 			s.ExpectNoUnits(fmt.Sprintf("voucher of %s over the deposit %s", over, s.Ch.Deposit))
 			stillPays(s, 1)
 		})
@@ -552,8 +559,8 @@ func voucherCases() {
 		Case("WS-VOUCHER-015", func(c *C) {
 			s := c.OpenSession(AnyChannel)
 			t := c.Connect(s.Ch)
-			over := new(big.Int).Add(s.Ch.Deposit, big.NewInt(1))
-			t.Send(voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(c, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over)))
+			over, p := overDeposit(s)
+			t.Send(p)
 			t.ExpectNoUnits(fmt.Sprintf("opening voucher of %s over the deposit %s", over, s.Ch.Deposit))
 			// The channel still pays, and the refused connection, which opened
 			// no stream, takes no part in it.
@@ -585,7 +592,7 @@ func voucherCases() {
 
 		Case("WS-VOUCHER-017", func(c *C) {
 			s := c.OpenSession(AnyChannel)
-			over := new(big.Int).Add(s.Ch.Deposit, big.NewInt(1))
+			_, overPayload := overDeposit(s)
 			other := voucherKeyOutside(c, s.Ch.Signer(), s.Ch.Payer)
 			rejected := []struct {
 				what string
@@ -593,7 +600,7 @@ func voucherCases() {
 			}{
 				{"voucher equal to acceptedCumulative", s.Voucher(new(big.Int).Set(s.acct.accepted))},
 				{"voucher from the wrong signer", s.VoucherSignedBy(plusTicks(s, s.acct.accepted, 1), other, s.Ch.Domain(), s.Ch.ID)},
-				{"voucher over the deposit", voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(c, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over))},
+				{"voucher over the deposit", overPayload},
 			}
 			for _, r := range rejected {
 				s.Send(r.p)
