@@ -28,7 +28,7 @@ type serverFlags struct {
 	tick                                             string
 	ttl, handshake, voucherWait                      time.Duration
 	maxFrame                                         int64
-	pinAmount                                        bool
+	pinAmount, digitData                             bool
 }
 
 func (f *serverFlags) register(fs interface {
@@ -51,6 +51,7 @@ func (f *serverFlags) register(fs interface {
 	fs.Int64Var(&f.maxFrame, "max-frame-bytes", 32<<10, "largest client frame; larger ones close with 1009")
 	fs.StringVar(&f.fault, "fault", "", "inject a known defect (a mutant), for demonstrating the suite; known: "+faultNames())
 	fs.StringVar(&f.dialect, "dialect", "a", "WebSocket dialect: a (mpp-rs, in-band challenge) or b (mppx: HTTP 402 probe on the same URL, signed close; needs --intent session)")
+	fs.BoolVar(&f.digitData, "digit-data", false, "send message data and charge receipt references as digit strings (\"17\"), a target shape that tests type checks")
 	fs.BoolVar(&f.pinAmount, "pin-amount", false, "dialect b: refuse a credential whose echoed amount is not the tick with mppx's own message, as mppx serve({amount})")
 }
 
@@ -111,6 +112,7 @@ func (f *serverFlags) config() (server.Config, error) {
 		Fault:        fault,
 		Dialect:      dialect,
 		PinAmount:    f.pinAmount,
+		DigitData:    f.digitData,
 		Limits: server.Limits{
 			MaxFrameBytes:    f.maxFrame,
 			HandshakeTimeout: f.handshake,

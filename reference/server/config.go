@@ -50,6 +50,10 @@ type Config struct {
 	Channels []tempo.Channel
 	// UnitType names the metered unit in the session request. Default "message".
 	UnitType string
+	// DigitData makes message data and the charge receipt reference digit
+	// strings ("17" instead of "unit-17"): JSON strings a sloppy client or
+	// suite could mistake for numbers.
+	DigitData bool
 	// Limits bound what a hostile peer can make the server hold or do.
 	Limits Limits
 	// Now is the clock used for challenge expiry. Default time.Now.

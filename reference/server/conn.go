@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -443,18 +445,25 @@ func (c *conn) charge(cred mpp.Credential) error {
 func (c *conn) streamCharge(ctx context.Context) {
 	challengeID := c.challengeID()
 	for i := 1; i <= c.s.cfg.Messages; i++ {
-		if c.send(ctx, message(i)) != nil {
+		if c.send(ctx, c.s.message(i)) != nil {
 			return
 		}
 	}
-	receipt, _ := json.Marshal(mpp.Receipt{Status: "success", Method: TestMethod, Timestamp: c.s.timestamp(), Reference: challengeID})
+	reference := challengeID
+	if c.s.cfg.DigitData {
+		reference = new(big.Int).SetBytes([]byte(challengeID)).String()
+	}
+	receipt, _ := json.Marshal(mpp.Receipt{Status: "success", Method: TestMethod, Timestamp: c.s.timestamp(), Reference: reference})
 	if c.send(ctx, frame.Frame{Kind: frame.KindReceipt, Receipt: receipt}) == nil {
 		c.finish("payment complete")
 	}
 }
 
 // message is the i-th application message of a stream.
-func message(i int) frame.Frame {
+func (s *Server) message(i int) frame.Frame {
+	if s.cfg.DigitData {
+		return frame.Frame{Kind: frame.KindMessage, Data: frame.StringData(strconv.Itoa(i))}
+	}
 	return frame.Frame{Kind: frame.KindMessage, Data: frame.StringData(fmt.Sprintf("unit-%d", i))}
 }
 

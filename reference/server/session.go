@@ -146,7 +146,7 @@ func (c *conn) streamSession(ctx, stop context.Context) {
 	}
 	overDelivered := false
 	for i := 1; i <= c.s.cfg.Messages; i++ {
-		if stop.Err() != nil || !c.payUnit(stop, id, tick, cost, &overDelivered) || c.send(ctx, message(i)) != nil {
+		if stop.Err() != nil || !c.payUnit(stop, id, tick, cost, &overDelivered) || c.send(ctx, c.s.message(i)) != nil {
 			return
 		}
 	}
