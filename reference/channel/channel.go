@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/big"
+	"runtime"
 	"sync"
 
 	"github.com/mppws/conformance/reference/tempo"
@@ -73,6 +74,10 @@ func (p EqualPolicy) String() string {
 type Options struct {
 	MinDelta *big.Int // minVoucherDelta; nil means 0
 	Equal    EqualPolicy
+	// RacyCharge is a deliberate defect, for the server's racy-charge
+	// mutant: Charge checks the balance and deducts it in two critical
+	// sections, so charges on one channel at once can spend the same funds.
+	RacyCharge bool
 }
 
 // Voucher is a voucher whose signature the caller has already checked for
@@ -100,6 +105,7 @@ type Store struct {
 	channels map[tempo.Hash]*entry
 	minDelta big.Int
 	equal    EqualPolicy
+	racy     bool
 }
 
 type entry struct {
@@ -122,7 +128,7 @@ type entry struct {
 // NewStore registers pre-opened channels with nothing accepted or spent yet.
 // Deposits and MinDelta are copied, so the caller may reuse its values.
 func NewStore(channels []tempo.Channel, opts Options) (*Store, error) {
-	s := &Store{channels: make(map[tempo.Hash]*entry, len(channels)), equal: opts.Equal}
+	s := &Store{channels: make(map[tempo.Hash]*entry, len(channels)), equal: opts.Equal, racy: opts.RacyCharge}
 	switch opts.Equal {
 	case RejectEqual, IdempotentEqual:
 	default:
@@ -253,6 +259,14 @@ func (s *Store) Charge(id tempo.Hash, cost *big.Int) (State, <-chan struct{}, er
 	if available.Cmp(cost) < 0 {
 		return e.snapshot(), e.wait(), newError(ErrInsufficientBalance, ProblemInsufficientBalance,
 			"requested %s, available %s", cost, available)
+	}
+	if s.racy {
+		// The defect: another charge may pass the same check before this
+		// one deducts. A lone connection charges one unit at a time and
+		// never sees it.
+		e.mu.Unlock()
+		runtime.Gosched()
+		e.mu.Lock()
 	}
 	e.spent.Add(&e.spent, cost)
 	e.units++

@@ -725,3 +725,35 @@ func TestClose(t *testing.T) {
 		t.Errorf("second close: %v", err)
 	}
 }
+
+// TestRacyChargeOverdrawsOnlyUnderConcurrency pins the racy-charge mutant's
+// defect: one charger never overdraws, two at once soon do.
+func TestRacyChargeOverdrawsOnlyUnderConcurrency(t *testing.T) {
+	s := newTestStore(t, Options{RacyCharge: true})
+	mustAccept(t, s, voucher(chanPayer, 50, payer))
+	for {
+		if _, _, err := s.Charge(chanPayer, n(1)); err != nil {
+			break
+		}
+	}
+	if st := mustState(t, s, chanPayer); st.Spent.Int64() != 50 {
+		t.Fatalf("a lone charger left %s, want spent 50", fmtState(st))
+	}
+	for round := int64(1); round <= 50; round++ {
+		mustAccept(t, s, voucher(chanPayer, 50+round, payer))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 2 {
+			wg.Go(func() {
+				<-start
+				s.Charge(chanPayer, n(1))
+			})
+		}
+		close(start)
+		wg.Wait()
+		if st := mustState(t, s, chanPayer); st.Spent.Cmp(st.Accepted) > 0 {
+			return
+		}
+	}
+	t.Fatal("two concurrent charges never spent the same funds in 50 rounds")
+}

@@ -53,6 +53,10 @@ const (
 	// FaultWrongChannel accepts a voucher for another channel as paying for
 	// the metered one.
 	FaultWrongChannel Fault = "accept-wrong-channel"
+	// FaultRacyCharge checks a channel's balance and deducts a unit in two
+	// steps, so connections metering one channel at once can spend the same
+	// funds: it over-delivers only under concurrency.
+	FaultRacyCharge Fault = "racy-charge"
 
 	// Dialect B mutants.
 
@@ -72,7 +76,7 @@ var Faults = []Fault{
 	FaultForgedID, FaultSkipEcho, FaultOtherConnection, FaultExpired,
 	FaultOverDeliver, FaultNoNeedVoucher, FaultWrongRequired, FaultNonIncreasing,
 	FaultOverDeposit, FaultWrongSigner, FaultWrongSpent, FaultSnakeCase,
-	FaultDropNonJSON, FaultDoubleCharge, FaultWrongChannel,
+	FaultDropNonJSON, FaultDoubleCharge, FaultWrongChannel, FaultRacyCharge,
 	FaultLongCloseReason, FaultMessageBeforeReceipt, FaultCloseReadySpent,
 }
 

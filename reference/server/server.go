@@ -81,7 +81,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Dialect.Name() == frame.B.Name() {
 		equal = channel.IdempotentEqual
 	}
-	if s.store, err = channel.NewStore(deposits, channel.Options{Equal: equal}); err != nil {
+	if s.store, err = channel.NewStore(deposits, channel.Options{Equal: equal, RacyCharge: cfg.Fault == FaultRacyCharge}); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	// One table per channel signer: a few hundred KiB each, built at the
