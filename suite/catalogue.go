@@ -47,6 +47,26 @@ const (
 	NeedsSecret                // the target's HMAC secret (--secret)
 )
 
+// Schedule says when a case may run beside others.
+type Schedule int
+
+const (
+	// Concurrent cases run side by side, each on its own connections and
+	// its own leased channels.
+	Concurrent Schedule = iota
+	// Alone cases run with nothing else in flight: they load the target,
+	// or measure how it treats one slow or silent peer.
+	Alone
+	// AfterHostile cases run after every Concurrent and Alone case: they
+	// check that the target survived them.
+	AfterHostile
+	// Closing cases run last: they close a channel for good.
+	Closing
+)
+
+// AllChannels in Meta.Channels leases every open fixture channel.
+const AllChannels = -1
+
 // Meta is a case's identity. IDs are stable: never renumbered, never reused.
 type Meta struct {
 	ID          string
@@ -57,6 +77,10 @@ type Meta struct {
 	Source      string   // spec section or SDK behaviour
 	Requirement string   // the sentence a failure quotes
 	Needs       Needs
+	Schedule    Schedule
+	// Channels is how many fixture channels a session case holds at once
+	// (default one; AllChannels for every one).
+	Channels int
 }
 
 // Labels are the Ginkgo labels of a case: its ID, level, area and dialects,

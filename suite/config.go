@@ -44,6 +44,9 @@ type Config struct {
 	TargetLabel string
 	// NoColor turns off Ginkgo's colours, for output that is not a terminal.
 	NoColor bool
+	// Parallel is how many cases may run at once, each on its own
+	// connections and fixture channels. Default 4; 1 runs one at a time.
+	Parallel int
 }
 
 // Timeouts are the named waits of the suite, before scaling.
@@ -95,6 +98,12 @@ func (c *Config) validate() error {
 	}
 	if c.Channels == nil {
 		c.Channels = fixtures.Default()
+	}
+	if c.Parallel == 0 {
+		c.Parallel = 4
+	}
+	if c.Parallel < 1 || c.Parallel > 64 {
+		return fmt.Errorf("parallel %d: want between 1 and 64", c.Parallel)
 	}
 	if c.Out == nil {
 		c.Out = io.Discard

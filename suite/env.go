@@ -2,21 +2,39 @@ package suite
 
 import (
 	"fmt"
-	"time"
+	"sync"
 )
 
-// env is the state of one run. Run sets it before the tree is built;
-// specs read it when they run.
-type env struct {
+// run is the state of one run: the configuration, the targets and the
+// suite's memory of every channel. Every case reaches it through its *C;
+// nothing of a run lives in package variables.
+type run struct {
 	cfg     Config
 	t       Timeouts
 	targets []*Target
-	wallet  *wallet
-	results []Result
 	dialect string
+	wallet  *wallet
+
+	mu       sync.Mutex
+	setupErr error // set by a case that found the target unusable (exit 3)
 }
 
-var current = &env{t: baseTimeouts, wallet: newWallet()}
+// abort records a setup error found while cases run: the target cannot be
+// tested as it is (for example its channel state went backwards). The run
+// stops starting cases and exits 3.
+func (r *run) abort(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.setupErr == nil {
+		r.setupErr = err
+	}
+}
+
+func (r *run) aborted() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.setupErr
+}
 
 // payable reports whether the suite can pay t: a charge with the test
 // method, or a session with a matching fixture channel.
@@ -25,9 +43,9 @@ func payable(t *Target) bool {
 }
 
 // target picks the target that serves need, or says why none does.
-func (e *env) target(need Needs) (*Target, string) {
+func (r *run) target(need Needs) (*Target, string) {
 	var charge, session *Target
-	for _, t := range e.targets {
+	for _, t := range r.targets {
 		if t.Intent == "charge" && t.Method == "test" && charge == nil {
 			charge = t
 		}
@@ -38,33 +56,33 @@ func (e *env) target(need Needs) (*Target, string) {
 	switch need {
 	case NeedsCharge:
 		if charge == nil {
-			return nil, "no target sells the charge intent with the test method (the suite cannot pay real charges)"
+			return nil, "no target sells the charge intent with the test method (the suite cannot pay real charges); add a charge target URL"
 		}
 		return charge, ""
 	case NeedsSession:
 		if session == nil {
-			for _, t := range e.targets {
+			for _, t := range r.targets {
 				if t.Intent == "session" {
 					return nil, t.NoChannel
 				}
 			}
-			return nil, "no target sells a tempo session"
+			return nil, "no target sells a tempo session; add a session target URL"
 		}
 		return session, ""
 	case NeedsShortTTL:
 		for _, t := range []*Target{charge, session} {
-			if t != nil && t.TTL <= e.t.Expiry {
+			if t != nil && t.TTL <= r.t.Expiry {
 				return t, ""
 			}
 		}
-		for _, t := range e.targets {
-			if payable(t) && t.TTL <= e.t.Expiry {
+		for _, t := range r.targets {
+			if payable(t) && t.TTL <= r.t.Expiry {
 				return t, ""
 			}
 		}
-		return nil, fmt.Sprintf("the targets' challenges live longer than %s; start a target with a short challenge TTL (e.g. 3s) to run this case", e.t.Expiry)
+		return nil, fmt.Sprintf("the targets' challenges live longer than %s; add a target URL whose challenges expire sooner (the reference: serve --challenge-ttl 3s)", r.t.Expiry)
 	case NeedsSecret:
-		if e.cfg.Secret == "" {
+		if r.cfg.Secret == "" {
 			return nil, "the target's HMAC secret is unknown; pass --secret"
 		}
 	}
@@ -76,6 +94,3 @@ func (e *env) target(need Needs) (*Target, string) {
 	}
 	return nil, "no target the suite can pay (a charge with the test method, or a session matching a fixture channel)"
 }
-
-// wait is how long a case may wait for a challenge to expire.
-func (e *env) expiryWait(ttl time.Duration) time.Duration { return ttl + e.t.Reply/4 }

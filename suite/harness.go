@@ -5,87 +5,149 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
-
-	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/suite/peer"
 )
 
-// Report entry names shared by the case wrapper and the reporter.
+// Report entry names shared by the Ginkgo specs and the reporter.
 const (
 	entryObserved   = "observed"
-	entryNonStrict  = "non-strict-failure"
 	entryTranscript = "transcript"
 )
 
-// bodies counts case bodies registered per ID while the tree is built, so
-// a catalogue entry without a body (or with two) stops the run.
-var bodies = map[string]int{}
-
-// Case registers the body of catalogue case id as a Ginkgo spec. The spec
-// text carries the ID, so --focus and JUnit names stay stable.
-func Case(id string, body func(c *C)) {
-	m, ok := Lookup(id)
-	if !ok {
-		panic(fmt.Sprintf("suite: case %s is not in the catalogue", id))
-	}
-	bodies[id]++
-	It(fmt.Sprintf("[%s] %s", id, m.Title), Label(m.Labels()...), SpecTimeout(current.t.Case), func(ctx SpecContext) {
-		c := &C{ctx: ctx, Meta: m, T: peer.NewTranscript(), soft: m.Level == INFO || (m.Level == SHOULD && !current.cfg.Strict)}
-		defer c.close()
-		c.checkApplicable()
-		c.run(body)
-	})
+// caseDef is a registered case: its catalogue entry and its body.
+type caseDef struct {
+	Meta
+	body func(*C)
 }
 
-// C is one running case: its metadata, its transcript and its connections.
+// registry collects the case bodies of one run, area by area.
+type registry struct {
+	defs []caseDef
+	errs []string
+}
+
+// Case registers the body of catalogue case id.
+func (g *registry) Case(id string, body func(c *C)) {
+	m, ok := Lookup(id)
+	if !ok {
+		g.errs = append(g.errs, "case "+id+" has a body but no catalogue entry")
+		return
+	}
+	g.defs = append(g.defs, caseDef{m, body})
+}
+
+// cases registers every area's cases and checks them against the
+// catalogue: each entry has exactly one body. It runs before any case, so
+// a catalogue entry without a body stops the run at once.
+func cases() ([]caseDef, error) {
+	g := &registry{}
+	wireCases(g)
+	replayCases(g)
+	voucherCases(g)
+	robustCases(g)
+	dialectBCases(g)
+	closingCases(g)
+	count := map[string]int{}
+	for _, d := range g.defs {
+		count[d.ID]++
+	}
+	for _, m := range catalogue {
+		if count[m.ID] != 1 {
+			g.errs = append(g.errs, fmt.Sprintf("case %s has %d bodies, want 1", m.ID, count[m.ID]))
+		}
+	}
+	if len(g.errs) > 0 {
+		return nil, fmt.Errorf("catalogue: %s", strings.Join(g.errs, "; "))
+	}
+	return g.defs, nil
+}
+
+// C is one running case: its metadata, its run, its transcript, its
+// connections and the channels it leased.
 type C struct {
 	Meta
+	r     *run
 	ctx   context.Context
 	T     *peer.Transcript
 	soft  bool // INFO, or SHOULD without --strict: failures are recorded, not raised
+	mu    sync.Mutex
 	conns []*Conn
+	lease *lease
+	obs   []string
 }
 
-// softFailure carries a failure of a case that does not count.
-type softFailure struct{ msg string }
+// Outcomes of a case body, carried by panics from wherever the body is.
+type (
+	caseFailure   struct{ msg string }
+	notApplicable struct{ reason string }
+	setupFailure  struct{ err error }
+)
 
-func (c *C) run(body func(*C)) {
-	if !c.soft {
-		body(c)
-		return
-	}
+// exec runs the body and turns its end into a result.
+func (c *C) exec(body func(*C)) (res result) {
 	defer func() {
-		r := recover()
-		f, ok := r.(softFailure)
-		switch {
-		case r == nil:
-		case !ok:
-			panic(r) // Skip and Ginkgo's own panics pass through
-		case c.Level == INFO:
-			c.Observe("could not observe: %s", firstLine(f.msg))
+		switch f := recover().(type) {
+		case nil:
+			res = result{kind: resultPassed}
+		case caseFailure:
+			res = c.failure(f.msg)
+		case notApplicable:
+			res = result{kind: resultNotApplicable, reason: f.reason}
+		case setupFailure:
+			c.r.abort(f.err)
+			res = result{kind: resultNotRun, reason: f.err.Error()}
 		default:
-			AddReportEntry(entryNonStrict, f.msg)
-			c.Observe("NON-STRICT: %s", firstLine(f.msg))
+			res = c.failure(fmt.Sprintf("[%s] the case crashed: %v\n%s\nTranscript:\n%s", c.ID, f, debug.Stack(), c.T.String()))
 		}
+		c.mu.Lock()
+		res.observed = append(res.observed, c.obs...)
+		c.mu.Unlock()
 	}()
+	c.checkApplicable()
 	body(c)
+	return res
 }
 
+// failure classifies a failure by the case's level: it counts for MUST
+// cases (and SHOULD ones with --strict), and is recorded otherwise.
+func (c *C) failure(msg string) result {
+	switch {
+	case c.Level == INFO:
+		c.Observe("could not observe: %s", firstLine(msg))
+		return result{kind: resultPassed}
+	case c.soft:
+		c.Observe("NON-STRICT: %s", firstLine(msg))
+		return result{kind: resultNonStrict, failure: msg}
+	}
+	return result{kind: resultFailed, failure: msg}
+}
+
+// close ends the case's connections and returns its leased channels.
 func (c *C) close() {
-	for _, cn := range c.conns {
+	c.mu.Lock()
+	conns, l := c.conns, c.lease
+	c.lease = nil
+	c.mu.Unlock()
+	for _, cn := range conns {
 		cn.Close()
 	}
-	AddReportEntry(entryTranscript, c.T.String(), ReportEntryVisibilityFailureOrVerbose)
+	if l != nil {
+		l.release()
+	}
 }
 
 // Observe records what the target did, for the report.
 func (c *C) Observe(format string, args ...any) {
-	AddReportEntry(entryObserved, fmt.Sprintf(format, args...), ReportEntryVisibilityFailureOrVerbose)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.obs = append(c.obs, fmt.Sprintf(format, args...))
 }
 
 // Failf fails the case with the suite's failure anatomy: requirement,
@@ -98,10 +160,7 @@ func (c *C) Failf(expected []string, actualFormat string, args ...any) {
 	fmt.Fprintf(&b, "Expected:    %s\n", strings.Join(expected, " | "))
 	fmt.Fprintf(&b, "Actual:      %s\n", fmt.Sprintf(actualFormat, args...))
 	fmt.Fprintf(&b, "Transcript:\n%s\n", c.T.String())
-	if c.soft {
-		panic(softFailure{b.String()})
-	}
-	Fail(b.String(), 1)
+	panic(caseFailure{b.String()})
 }
 
 // Check fails the case unless ok.
@@ -111,33 +170,35 @@ func (c *C) Check(ok bool, expected string, actualFormat string, args ...any) {
 	}
 }
 
-// NotApplicable skips the case with a reason the report shows.
+// NotApplicable ends the case with a reason the report shows.
 func (c *C) NotApplicable(format string, args ...any) {
-	Skip("NOT APPLICABLE: " + fmt.Sprintf(format, args...))
+	panic(notApplicable{fmt.Sprintf(format, args...)})
 }
 
-// checkApplicable skips a case the targets cannot serve.
+// SetupFailed stops the run: the target cannot be tested as it is (exit 3).
+func (c *C) SetupFailed(format string, args ...any) {
+	panic(setupFailure{fmt.Errorf("%w: %s", ErrSetup, fmt.Sprintf(format, args...))})
+}
+
+// checkApplicable ends a case the targets cannot serve.
 func (c *C) checkApplicable() {
-	if !c.appliesTo(current.dialect) {
-		c.NotApplicable("a dialect %s case; the target speaks dialect %s", strings.Join(c.Dialects, "/"), current.dialect)
+	if !c.appliesTo(c.r.dialect) {
+		c.NotApplicable("a dialect %s case; the target speaks dialect %s", strings.Join(c.Dialects, "/"), c.r.dialect)
 	}
-	if _, why := current.target(c.Needs); why != "" {
+	if _, why := c.r.target(c.Needs); why != "" {
 		c.NotApplicable("%s", why)
 	}
 }
 
 // Target returns the target that serves what the case needs.
 func (c *C) Target() *Target {
-	t, why := current.target(c.Needs)
-	if t == nil {
-		c.NotApplicable("%s", why)
-	}
-	return t
+	return c.TargetFor(c.Needs)
 }
 
-// TargetFor returns a target serving need, or skips the case.
+// TargetFor returns a target serving need, or ends the case as not
+// applicable.
 func (c *C) TargetFor(need Needs) *Target {
-	t, why := current.target(need)
+	t, why := c.r.target(need)
 	if t == nil {
 		c.NotApplicable("%s", why)
 	}
@@ -158,8 +219,10 @@ type Conn struct {
 // Dial connects to t and takes its challenge: dialect A's first frame, or
 // for dialect B an HTTP probe of the URL before the upgrade.
 func (c *C) Dial(t *Target) *Conn {
+	c.mu.Lock()
 	name := fmt.Sprintf("c%d", len(c.conns)+1)
-	ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, c.r.t.Connect)
 	defer cancel()
 	var probed mpp.Challenge
 	if t.B() {
@@ -170,13 +233,15 @@ func (c *C) Dial(t *Target) *Conn {
 		c.Failf([]string{"a WebSocket upgrade"}, "%v", err)
 	}
 	cn := &Conn{Peer: p, c: c, Target: t, Name: name, Seen: map[frame.Kind]int{}, Challenge: probed}
+	c.mu.Lock()
 	c.conns = append(c.conns, cn)
+	c.mu.Unlock()
 	if t.B() {
 		return cn
 	}
-	e, ok := cn.Next(current.t.Connect)
+	e, ok := cn.Next(c.r.t.Connect)
 	if !ok {
-		c.Failf([]string{"a challenge frame within " + current.t.Connect.String()}, "nothing")
+		c.Failf([]string{"a challenge frame within " + c.r.t.Connect.String()}, "nothing")
 	}
 	if !e.IsFrame(frame.KindChallenge) {
 		c.Failf([]string{"a challenge frame first"}, "%s", e)
@@ -186,7 +251,7 @@ func (c *C) Dial(t *Target) *Conn {
 
 // Probe fetches a fresh challenge from a dialect B target's HTTP twin.
 func (c *C) Probe(t *Target, header http.Header) mpp.Challenge {
-	ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
+	ctx, cancel := context.WithTimeout(c.ctx, c.r.t.Connect)
 	defer cancel()
 	ch, resp, err := probe(ctx, t.URL, header)
 	if resp != nil {
@@ -263,7 +328,7 @@ func (cn *Conn) Authorization(echo mpp.Challenge, payload any) string {
 	if err != nil {
 		cn.c.Failf([]string{"a payload the suite can encode"}, "%v", err)
 	}
-	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: echo, Source: sourceOf(raw), Payload: raw})
+	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: echo, Source: cn.c.r.sourceOf(raw), Payload: raw})
 	if err != nil {
 		cn.c.Failf([]string{"a credential the suite can encode"}, "%v", err)
 	}
@@ -271,12 +336,12 @@ func (cn *Conn) Authorization(echo mpp.Challenge, payload any) string {
 }
 
 // sourceOf is the payer DID of the fixture channel a payload names, or "".
-func sourceOf(payload json.RawMessage) string {
+func (r *run) sourceOf(payload json.RawMessage) string {
 	var p struct{ ChannelID string }
 	if json.Unmarshal(payload, &p) != nil || p.ChannelID == "" {
 		return ""
 	}
-	for _, ch := range current.cfg.Channels {
+	for _, ch := range r.cfg.Channels {
 		if strings.EqualFold(ch.ID.String(), p.ChannelID) {
 			return fmt.Sprintf("did:pkh:eip155:%d:%s", ch.ChainID, ch.Payer)
 		}
@@ -393,9 +458,9 @@ func (cn *Conn) Quiet(d time.Duration, forbid []Outcome) []peer.Event {
 // ExpectRejected expects a dialect-A rejection of a credential and no paid
 // frame after it. It records which rejection it saw.
 func (cn *Conn) ExpectRejected(what string) peer.Event {
-	e, o := cn.Expect(current.t.Reply, Rejection, Paid)
+	e, o := cn.Expect(cn.c.r.t.Reply, Rejection, Paid)
 	if !e.Closed {
-		cn.Quiet(current.t.Quiet, Paid)
+		cn.Quiet(cn.c.r.t.Quiet, Paid)
 	}
 	cn.c.Observe("%s: %s (%s)", what, o.Name, e)
 	return e
@@ -404,7 +469,7 @@ func (cn *Conn) ExpectRejected(what string) peer.Event {
 // ExpectOpen asserts that the connection is still open: the target answers
 // a ping.
 func (cn *Conn) ExpectOpen(why string) {
-	ctx, cancel := context.WithTimeout(cn.c.ctx, current.t.Reply)
+	ctx, cancel := context.WithTimeout(cn.c.ctx, cn.c.r.t.Reply)
 	defer cancel()
 	if err := cn.Ping(ctx); err != nil {
 		cn.c.Failf([]string{"the connection open " + why}, "ping failed: %v", err)

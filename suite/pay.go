@@ -20,7 +20,7 @@ func (c *C) ValidPayload(cn *Conn) (any, *Session) {
 		return TestPayload, nil
 	}
 	ch := c.channel(cn.Target, AnyChannel)
-	s := &Session{Conn: cn, Ch: ch, Tick: cn.Target.Tick, acct: current.wallet.account(ch.ID)}
+	s := &Session{Conn: cn, Ch: ch, Tick: cn.Target.Tick, acct: c.r.wallet.account(ch.ID)}
 	return s.Voucher(s.nextAmount()), s
 }
 
@@ -47,7 +47,7 @@ func (c *C) ExpectServed(cn *Conn, s *Session) int {
 	}
 	n := 0
 	for {
-		e, ok := cn.Next(current.t.Reply)
+		e, ok := cn.Next(c.r.t.Reply)
 		switch {
 		case !ok:
 			c.Failf([]string{"message frames, then a receipt"}, "silence after %d messages", n)

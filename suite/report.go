@@ -10,8 +10,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/onsi/ginkgo/v2/types"
 )
 
 // Verdict is a case's outcome in the conformance report.
@@ -43,36 +41,27 @@ type Result struct {
 	Failure  string        `json:"failure,omitempty"` // the failure message, with transcript
 }
 
-// verdictOf derives a verdict from the Ginkgo state and the level; no case
-// decides its own category.
-func verdictOf(m Meta, sr types.SpecReport) Result {
-	r := Result{ID: m.ID, Title: m.Title, Level: m.Level, Area: m.Area, Dialects: m.Dialects, Duration: sr.RunTime, Seconds: sr.RunTime.Seconds()}
-	for _, e := range sr.ReportEntries {
-		switch e.Name {
-		case entryObserved:
-			r.Observed = append(r.Observed, e.StringRepresentation())
-		case entryNonStrict:
-			r.Failure = e.StringRepresentation()
-		}
-	}
-	switch {
-	case sr.State == types.SpecStateSkipped && strings.HasPrefix(sr.Failure.Message, "NOT APPLICABLE: "):
-		r.Verdict, r.Reason = NotApplicable, strings.TrimPrefix(sr.Failure.Message, "NOT APPLICABLE: ")
-	case sr.State == types.SpecStateSkipped || sr.State == types.SpecStatePending:
-		r.Verdict = NotRun
-	case sr.State.Is(types.SpecStateFailureStates):
-		r.Verdict, r.Failure = Failed, sr.Failure.Message
-		if sr.Failure.Message == "" || sr.State != types.SpecStateFailed {
-			r.Failure = fmt.Sprintf("%s: %s", sr.State, sr.Failure.Message)
-		}
-	case m.Level == INFO:
-		r.Verdict = Informational
-	case r.Failure != "":
-		r.Verdict = NonStrict
-	default:
+// verdictOf derives a verdict from how the case ended and its level; no
+// case decides its own category.
+func verdictOf(m Meta, res result, expectFail map[string]string) Result {
+	r := Result{ID: m.ID, Title: m.Title, Level: m.Level, Area: m.Area, Dialects: m.Dialects,
+		Duration: res.duration, Seconds: res.duration.Seconds(), Observed: res.observed}
+	switch res.kind {
+	case resultNotApplicable:
+		r.Verdict, r.Reason = NotApplicable, res.reason
+	case resultNotRun:
+		r.Verdict, r.Reason = NotRun, res.reason
+	case resultFailed:
+		r.Verdict, r.Failure = Failed, res.failure
+	case resultNonStrict:
+		r.Verdict, r.Failure = NonStrict, res.failure
+	case resultPassed:
 		r.Verdict = OK
+		if m.Level == INFO {
+			r.Verdict = Informational
+		}
 	}
-	if reason, listed := current.cfg.ExpectFail[m.ID]; listed {
+	if reason, listed := expectFail[m.ID]; listed {
 		switch r.Verdict {
 		case Failed:
 			r.Verdict, r.Reason = ExpectedFail, reason
@@ -95,9 +84,9 @@ type Summary struct {
 	Problems []string        `json:"problems,omitempty"`
 }
 
-func summarize(cfg Config, targets []*Target, selected map[string]bool, results []Result) *Summary {
-	s := &Summary{Target: cfg.TargetLabel, Dialect: current.dialect, Strict: cfg.Strict, Counts: map[Verdict]int{}}
-	for _, t := range targets {
+func summarize(cfg Config, r *run, selected map[string]bool, results []Result) *Summary {
+	s := &Summary{Target: cfg.TargetLabel, Dialect: r.dialect, Strict: cfg.Strict, Counts: map[Verdict]int{}}
+	for _, t := range r.targets {
 		s.Targets = append(s.Targets, t.String())
 	}
 	got := map[string]bool{}

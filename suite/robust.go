@@ -19,9 +19,6 @@ import (
 	"sync"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
-
-	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/suite/peer"
@@ -86,7 +83,7 @@ func robustAfter(cn *Conn, d time.Duration, mayClose bool) robustReaction {
 
 // robustNoData is the window in which data bought by a hostile input would
 // show: as long as a bad voucher is given to show it buys nothing.
-func robustNoData() time.Duration { return current.t.Quiet + current.t.Reply/2 }
+func robustNoData(c *C) time.Duration { return c.r.t.Quiet + c.r.t.Reply/2 }
 
 // robustServes dials t afresh, pays and expects the paid flow: the target
 // is still up and serving. It returns the number of messages.
@@ -112,14 +109,13 @@ func robustServesBeside(c *C, t *Target, busy *Conn, s *Session) int {
 	if s == nil {
 		return robustServes(c, t)
 	}
-	for _, ch := range t.OpenChannels() {
+	for _, ch := range c.leased() {
 		if ch.ID != s.Ch.ID {
-			id := ch.ID
-			return c.OpenSession(func(x fixtures.Channel) bool { return x.ID == id }).Delivered
+			return c.OpenSession(only(ch)).Delivered
 		}
 	}
 	busy.CloseNormally()
-	time.Sleep(current.t.Quiet)
+	time.Sleep(c.r.t.Quiet)
 	return robustServes(c, t)
 }
 
@@ -140,7 +136,7 @@ type robustFlow struct {
 // robustChargeFlow dials t with its own transcript, reads the challenge,
 // signals ready and waits for start, pays and reads the stream to its
 // receipt. It never fails the case: it runs off the spec goroutine.
-func robustChargeFlow(ctx context.Context, t *Target, name string, ready func(), start <-chan struct{}) (r robustFlow) {
+func robustChargeFlow(ctx context.Context, tm Timeouts, t *Target, name string, ready func(), start <-chan struct{}) (r robustFlow) {
 	r.tr = peer.NewTranscript()
 	readied := false
 	defer func() {
@@ -148,7 +144,7 @@ func robustChargeFlow(ctx context.Context, t *Target, name string, ready func(),
 			ready()
 		}
 	}()
-	dctx, cancel := context.WithTimeout(ctx, current.t.Connect)
+	dctx, cancel := context.WithTimeout(ctx, tm.Connect)
 	p, err := peer.Dial(dctx, t.URL, t.Dialect, r.tr, name)
 	cancel()
 	if err != nil {
@@ -156,9 +152,9 @@ func robustChargeFlow(ctx context.Context, t *Target, name string, ready func(),
 		return r
 	}
 	defer p.Close()
-	e, ok := p.Next(current.t.Connect)
+	e, ok := p.Next(tm.Connect)
 	if !ok {
-		r.err = fmt.Errorf("no challenge within %s", current.t.Connect)
+		r.err = fmt.Errorf("no challenge within %s", tm.Connect)
 		return r
 	}
 	if !e.IsFrame(frame.KindChallenge) || e.Frame.ChallengeError != "" {
@@ -184,7 +180,7 @@ func robustChargeFlow(ctx context.Context, t *Target, name string, ready func(),
 		return r
 	}
 	for {
-		e, ok := p.Next(current.t.Reply)
+		e, ok := p.Next(tm.Reply)
 		switch {
 		case !ok:
 			r.err = fmt.Errorf("silence after %d messages", r.n)
@@ -227,7 +223,7 @@ func robustSessionRound(ctx context.Context, s *Session, auth string) (r robustR
 		return r
 	}
 	for {
-		e, ok := s.Next(current.t.Reply)
+		e, ok := s.Next(s.c.r.t.Reply)
 		switch {
 		case !ok:
 			r.err = fmt.Sprintf("silence after %d messages", r.n)
@@ -271,7 +267,6 @@ func robustRounds(c *C, ss []*Session, auths []string) []robustRound {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer GinkgoRecover()
 			out[i] = robustSessionRound(c.ctx, ss[i], auths[i])
 		}()
 	}
@@ -282,15 +277,16 @@ func robustRounds(c *C, ss []*Session, auths []string) []robustRound {
 // robustBare is a WebSocket client written by hand on a raw socket: it reads
 // the upgrade response and the first frame, and then never reads again.
 type robustBare struct {
-	conn net.Conn
-	br   *bufio.Reader
+	conn         net.Conn
+	br           *bufio.Reader
+	writeTimeout time.Duration
 }
 
 const robustWSGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // robustBareDial connects to a ws:// or wss:// URL and performs the
 // upgrade.
-func robustBareDial(ctx context.Context, raw string) (*robustBare, error) {
+func robustBareDial(ctx context.Context, raw string, writeTimeout time.Duration) (*robustBare, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
@@ -326,7 +322,7 @@ func robustBareDial(ctx context.Context, raw string) (*robustBare, error) {
 		conn.Close()
 		return nil, err
 	}
-	b := &robustBare{conn: conn, br: bufio.NewReader(conn)}
+	b := &robustBare{conn: conn, br: bufio.NewReader(conn), writeTimeout: writeTimeout}
 	resp, err := http.ReadResponse(b.br, nil)
 	if err != nil {
 		conn.Close()
@@ -420,7 +416,7 @@ func (b *robustBare) writeText(p []byte) error {
 	for i, v := range p {
 		out[len(hdr)+i] = v ^ mask[i%4]
 	}
-	_ = b.conn.SetWriteDeadline(time.Now().Add(current.t.Reply))
+	_ = b.conn.SetWriteDeadline(time.Now().Add(b.writeTimeout))
 	_, err := b.conn.Write(out)
 	return err
 }
@@ -428,364 +424,355 @@ func (b *robustBare) writeText(p []byte) error {
 func (b *robustBare) Close() { b.conn.Close() }
 
 // robustCases declares the robustness cases.
-func robustCases() {
-	Describe("Robustness", func() {
-		Case("WS-ROBUST-001", func(c *C) {
-			cn := c.Dial(c.Target())
-			var got []string
-			for _, text := range []string{"this is not JSON", cn.Frame(`{"$tag":"$cred","$cred":`)} {
-				cn.SendText(text)
-				got = append(got, robustAfter(cn, current.t.Quiet, false).String())
-			}
-			n, _ := robustUsable(c, cn, "after non-JSON text frames")
-			c.Observe("non-JSON text frames: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
-		})
+func robustCases(g *registry) {
+	g.Case("WS-ROBUST-001", func(c *C) {
+		cn := c.Dial(c.Target())
+		var got []string
+		for _, text := range []string{"this is not JSON", cn.Frame(`{"$tag":"$cred","$cred":`)} {
+			cn.SendText(text)
+			got = append(got, robustAfter(cn, c.r.t.Quiet, false).String())
+		}
+		n, _ := robustUsable(c, cn, "after non-JSON text frames")
+		c.Observe("non-JSON text frames: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
+	})
 
-		Case("WS-ROBUST-002", func(c *C) {
-			cn := c.Dial(c.Target())
-			var got []string
-			for _, text := range []string{cn.Frame(`{"$tag":"subscribe","params":["newHeads"]}`), cn.Frame(`{"$tag":"hello"}`)} {
-				cn.SendText(text)
-				got = append(got, robustAfter(cn, current.t.Quiet, false).String())
-			}
-			n, _ := robustUsable(c, cn, "after frames of unknown type")
-			c.Observe("unknown frame types: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
-		})
+	g.Case("WS-ROBUST-002", func(c *C) {
+		cn := c.Dial(c.Target())
+		var got []string
+		for _, text := range []string{cn.Frame(`{"$tag":"subscribe","params":["newHeads"]}`), cn.Frame(`{"$tag":"hello"}`)} {
+			cn.SendText(text)
+			got = append(got, robustAfter(cn, c.r.t.Quiet, false).String())
+		}
+		n, _ := robustUsable(c, cn, "after frames of unknown type")
+		c.Observe("unknown frame types: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
+	})
 
-		Case("WS-ROBUST-003", func(c *C) {
-			t := c.Target()
-			cn := c.Dial(t)
-			auth, _ := robustValidAuth(c, cn)
-			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
-			c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-			if err := cn.Peer.SendBinary(c.ctx, b); err != nil {
-				c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
-			}
-			r := robustAfter(cn, robustNoData(), true)
-			n := robustServes(c, t)
-			c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
-		})
+	g.Case("WS-ROBUST-003", func(c *C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		auth, _ := robustValidAuth(c, cn)
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		if err := cn.Peer.SendBinary(c.ctx, b); err != nil {
+			c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
+		}
+		r := robustAfter(cn, robustNoData(c), true)
+		n := robustServes(c, t)
+		c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
+	})
 
-		Case("WS-ROBUST-004", func(c *C) {
-			t := c.Target()
-			cn := c.Dial(t)
-			huge := cn.Frame(`{"$tag":"$cred","$cred":"Payment `) + strings.Repeat("A", 2<<20) + `"}`
-			written := "written"
-			if err := cn.Peer.SendText(c.ctx, []byte(huge)); err != nil {
-				written = fmt.Sprintf("write failed (%v)", err)
-			}
-			r := robustAfter(cn, robustNoData(), true)
-			how := "ignored"
-			switch {
-			case r.closed && r.events[len(r.events)-1].Code == 1009:
-				how = "refused with close 1009"
-			case r.closed:
-				how = "refused with a close"
-			case len(r.events) > 0:
-				how = "answered"
-			}
-			n := robustServes(c, t)
-			c.Observe("2 MiB text frame (%s): %s: %s; a fresh connection was served (%d messages)", written, how, r, n)
-		})
+	g.Case("WS-ROBUST-004", func(c *C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		huge := cn.Frame(`{"$tag":"$cred","$cred":"Payment `) + strings.Repeat("A", 2<<20) + `"}`
+		written := "written"
+		if err := cn.Peer.SendText(c.ctx, []byte(huge)); err != nil {
+			written = fmt.Sprintf("write failed (%v)", err)
+		}
+		r := robustAfter(cn, robustNoData(c), true)
+		how := "ignored"
+		switch {
+		case r.closed && r.events[len(r.events)-1].Code == 1009:
+			how = "refused with close 1009"
+		case r.closed:
+			how = "refused with a close"
+		case len(r.events) > 0:
+			how = "answered"
+		}
+		n := robustServes(c, t)
+		c.Observe("2 MiB text frame (%s): %s: %s; a fresh connection was served (%d messages)", written, how, r, n)
+	})
 
-		Case("WS-ROBUST-005", func(c *C) {
-			t := c.Target()
-			cn := c.Dial(t)
-			p, _ := c.ValidPayload(cn)
-			echo := cn.Challenge
-			echo.ID = forgedID
-			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p)})
-			c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-			const flood = 500
-			sent := 0
-			var werr error
-			for ; sent < flood; sent++ {
-				if werr = cn.Peer.SendText(c.ctx, b); werr != nil {
-					break
-				}
+	g.Case("WS-ROBUST-005", func(c *C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		p, _ := c.ValidPayload(cn)
+		echo := cn.Challenge
+		echo.ID = forgedID
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p)})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		const flood = 500
+		sent := 0
+		var werr error
+		for ; sent < flood; sent++ {
+			if werr = cn.Peer.SendText(c.ctx, b); werr != nil {
+				break
 			}
-			r := robustAfter(cn, robustNoData(), true)
-			n := robustServes(c, t)
-			wrote := fmt.Sprintf("all %d written", flood)
-			if werr != nil {
-				wrote = fmt.Sprintf("%d of %d written before the write failed", sent, flood)
-			}
-			c.Observe("%d forged credentials (%s): %s; a fresh connection was served (%d messages)", flood, wrote, r, n)
-		})
+		}
+		r := robustAfter(cn, robustNoData(c), true)
+		n := robustServes(c, t)
+		wrote := fmt.Sprintf("all %d written", flood)
+		if werr != nil {
+			wrote = fmt.Sprintf("%d of %d written before the write failed", sent, flood)
+		}
+		c.Observe("%d forged credentials (%s): %s; a fresh connection was served (%d messages)", flood, wrote, r, n)
+	})
 
-		Case("WS-ROBUST-006", func(c *C) {
-			t := c.Target()
-			var bareSession *Session
-			if t.Intent == "session" {
-				// The bare client pays from the last channel and the normal
-				// flow (PayValid) from the first, so they do not compete for
-				// one balance.
-				if len(t.OpenChannels()) < 2 {
-					c.NotApplicable("the only payable target is a session with one fixture channel; this case needs a charge target or two channels, so the silent client and the normal flow do not share a balance")
-				}
-				open := t.OpenChannels()
-				ch := open[len(open)-1]
-				bareSession = &Session{Conn: &Conn{c: c, Target: t}, Ch: ch, Tick: t.Tick, acct: current.wallet.account(ch.ID)}
-			}
-			var ch mpp.Challenge
-			if t.B() {
-				ch = c.Probe(t, nil) // dialect B: the challenge comes from the probe
-			}
-			ctx, cancel := context.WithTimeout(c.ctx, current.t.Connect)
-			bare, err := robustBareDial(ctx, t.URL)
-			if err != nil {
-				cancel()
-				c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
-			}
-			defer bare.Close()
-			if !t.B() {
-				op, first, err := bare.readMessage()
-				_ = bare.conn.SetDeadline(time.Time{})
-				if err != nil || op != 0x1 {
-					cancel()
-					c.Failf([]string{"a challenge text frame first"}, "bare client: opcode %d, %v", op, err)
-				}
-				c.T.Note("[bare] ← %s", first)
-				f, err := t.Dialect.Decode(first, frame.FromServer)
-				if err != nil || f.Kind != frame.KindChallenge {
-					cancel()
-					c.Failf([]string{"a challenge frame first"}, "bare client: %s (%v)", first, err)
-				}
-				ch, err = challengeOf(f)
-				c.Check(err == nil, "a challenge object", "%s: %v", f.Challenge, err)
-			}
+	g.Case("WS-ROBUST-006", func(c *C) {
+		t := c.Target()
+		var bareSession *Session
+		if t.Intent == "session" {
+			// The bare client pays from the last channel and the normal
+			// flow (PayValid) from the first, so they do not compete for
+			// one balance.
+			c.channel(t, AnyChannel) // leases two channels (catalogue: Channels 2)
+			ch := c.leased()[1]
+			bareSession = &Session{Conn: &Conn{c: c, Target: t}, Ch: ch, Tick: t.Tick, acct: c.r.wallet.account(ch.ID)}
+		}
+		var ch mpp.Challenge
+		if t.B() {
+			ch = c.Probe(t, nil) // dialect B: the challenge comes from the probe
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.r.t.Connect)
+		bare, err := robustBareDial(ctx, t.URL, c.r.t.Reply)
+		if err != nil {
 			cancel()
-			var auth string
-			if bareSession != nil {
-				bareSession.Challenge = ch
-				auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.nextAmount()))
-				// The stream is abandoned unread: a unit may be charged and
-				// never delivered.
-				bareSession.acct.exact = false
-			} else {
-				auth = (&Conn{c: c, Target: t}).Authorization(ch, TestPayload)
+			c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
+		}
+		defer bare.Close()
+		if !t.B() {
+			op, first, err := bare.readMessage()
+			_ = bare.conn.SetDeadline(time.Time{})
+			if err != nil || op != 0x1 {
+				cancel()
+				c.Failf([]string{"a challenge text frame first"}, "bare client: opcode %d, %v", op, err)
 			}
-			b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
-			c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-			c.T.Note("[bare] → %s", b)
-			if err := bare.writeText(b); err != nil {
-				c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
+			c.T.Note("[bare] ← %s", first)
+			f, err := t.Dialect.Decode(first, frame.FromServer)
+			if err != nil || f.Kind != frame.KindChallenge {
+				cancel()
+				c.Failf([]string{"a challenge frame first"}, "bare client: %s (%v)", first, err)
 			}
-			c.T.Note("[bare] paid; it never reads again")
-			time.Sleep(current.t.Quiet) // the target starts streaming into a socket nobody reads
-			start := time.Now()
-			n := robustServes(c, t)
-			c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
-		})
+			ch, err = challengeOf(f)
+			c.Check(err == nil, "a challenge object", "%s: %v", f.Challenge, err)
+		}
+		cancel()
+		var auth string
+		if bareSession != nil {
+			bareSession.Challenge = ch
+			auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.nextAmount()))
+		} else {
+			auth = (&Conn{c: c, Target: t}).Authorization(ch, TestPayload)
+		}
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		c.T.Note("[bare] → %s", b)
+		if err := bare.writeText(b); err != nil {
+			c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
+		}
+		c.T.Note("[bare] paid; it never reads again")
+		time.Sleep(c.r.t.Quiet) // the target starts streaming into a socket nobody reads
+		start := time.Now()
+		n := robustServes(c, t)
+		c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
+	})
 
-		Case("WS-ROBUST-007", func(c *C) {
-			t := c.Target()
-			const flows = 100
-			c.T.Note("%d concurrent charge flows, each with its own transcript; failing ones are quoted below", flows)
-			out := make([]robustFlow, flows)
-			var ready, done sync.WaitGroup
-			start := make(chan struct{})
-			ready.Add(flows)
-			done.Add(flows)
-			began := time.Now()
-			for i := range flows {
-				go func() {
-					defer done.Done()
-					defer GinkgoRecover()
-					out[i] = robustChargeFlow(c.ctx, t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
-				}()
-			}
-			ready.Wait()
-			close(start)
-			done.Wait()
-			took := time.Since(began)
-			var failed []string
-			minN, maxN := -1, 0
-			for i, r := range out {
-				if r.err != nil {
-					failed = append(failed, fmt.Sprintf("flow f%03d: %v", i+1, r.err))
-					if len(failed) <= 3 {
-						failed[len(failed)-1] += "\n" + r.tr.String()
-					}
-					continue
+	g.Case("WS-ROBUST-007", func(c *C) {
+		t := c.Target()
+		const flows = 100
+		c.T.Note("%d concurrent charge flows, each with its own transcript; failing ones are quoted below", flows)
+		out := make([]robustFlow, flows)
+		var ready, done sync.WaitGroup
+		start := make(chan struct{})
+		ready.Add(flows)
+		done.Add(flows)
+		began := time.Now()
+		for i := range flows {
+			go func() {
+				defer done.Done()
+				out[i] = robustChargeFlow(c.ctx, c.r.t, t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
+			}()
+		}
+		ready.Wait()
+		close(start)
+		done.Wait()
+		took := time.Since(began)
+		var failed []string
+		minN, maxN := -1, 0
+		for i, r := range out {
+			if r.err != nil {
+				failed = append(failed, fmt.Sprintf("flow f%03d: %v", i+1, r.err))
+				if len(failed) <= 3 {
+					failed[len(failed)-1] += "\n" + r.tr.String()
 				}
-				if minN < 0 || r.n < minN {
-					minN = r.n
-				}
-				maxN = max(maxN, r.n)
+				continue
 			}
-			if len(failed) > 0 {
-				c.Failf([]string{fmt.Sprintf("all %d flows: messages, then a receipt", flows)}, "%d of %d flows failed:\n%s", len(failed), flows, strings.Join(failed, "\n"))
+			if minN < 0 || r.n < minN {
+				minN = r.n
 			}
-			c.Observe("%d concurrent charge flows each got %d–%d messages and a receipt, in %s", flows, minN, maxN, took.Round(time.Millisecond))
-		})
+			maxN = max(maxN, r.n)
+		}
+		if len(failed) > 0 {
+			c.Failf([]string{fmt.Sprintf("all %d flows: messages, then a receipt", flows)}, "%d of %d flows failed:\n%s", len(failed), flows, strings.Join(failed, "\n"))
+		}
+		c.Observe("%d concurrent charge flows each got %d–%d messages and a receipt, in %s", flows, minN, maxN, took.Round(time.Millisecond))
+	})
 
-		Case("WS-ROBUST-008", func(c *C) {
-			t := c.Target()
-			var ss []*Session
-			for _, ch := range t.OpenChannels() {
-				id := ch.ID
-				ss = append(ss, c.OpenSession(func(x fixtures.Channel) bool { return x.ID == id }))
+	g.Case("WS-ROBUST-008", func(c *C) {
+		t := c.Target()
+		var ss []*Session
+		c.channel(t, AnyChannel) // leases every open channel (catalogue: AllChannels)
+		for _, ch := range c.leased() {
+			ss = append(ss, c.OpenSession(only(ch)))
+		}
+		// Every channel at once: k ticks each, exactly k messages each.
+		const k = 3
+		auths := make([]string, len(ss))
+		amounts := make([]*big.Int, len(ss))
+		before := make([]*big.Int, len(ss))
+		for i, s := range ss {
+			auths[i], amounts[i] = robustSessionAuth(s, k)
+			before[i] = new(big.Int).Set(s.acct.spent)
+		}
+		for i, r := range robustRounds(c, ss, auths) {
+			s := ss[i]
+			if r.receipt != nil {
+				c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
 			}
-			// Every channel at once: k ticks each, exactly k messages each.
-			const k = 3
-			auths := make([]string, len(ss))
-			amounts := make([]*big.Int, len(ss))
-			before := make([]*big.Int, len(ss))
-			for i, s := range ss {
-				auths[i], amounts[i] = robustSessionAuth(s, k)
+			if r.err != "" {
+				c.Failf([]string{fmt.Sprintf("on every channel at once: exactly %d messages, then needVoucher", k)}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
+			}
+			c.Check(r.n == k, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", k, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
+			s.checkNeedVoucher(*r.nv, amounts[i])
+			want := new(big.Int).Add(before[i], s.units(k))
+			c.Check(s.acct.spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.acct.spent)
+		}
+		// Then every stream to its receipt, all at once, 20 ticks a round.
+		const step = 20
+		active := append([]*Session(nil), ss...)
+		var receipts []string
+		for round := 0; len(active) > 0; round++ {
+			if round >= 500 {
+				c.Failf([]string{"a receipt within 500 vouchers per channel"}, "%d streams still running", len(active))
+			}
+			auths := make([]string, len(active))
+			amounts := make([]*big.Int, len(active))
+			before := make([]*big.Int, len(active))
+			for i, s := range active {
+				auths[i], amounts[i] = robustSessionAuth(s, step)
 				before[i] = new(big.Int).Set(s.acct.spent)
 			}
-			for i, r := range robustRounds(c, ss, auths) {
-				s := ss[i]
-				if r.receipt != nil {
-					c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
-				}
+			var next []*Session
+			for i, r := range robustRounds(c, active, auths) {
+				s := active[i]
 				if r.err != "" {
-					c.Failf([]string{fmt.Sprintf("on every channel at once: exactly %d messages, then needVoucher", k)}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
+					c.Failf([]string{"on every channel at once: messages, then a needVoucher or the receipt"}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
 				}
-				c.Check(r.n == k, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", k, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
-				s.checkNeedVoucher(*r.nv, amounts[i])
-				want := new(big.Int).Add(before[i], s.units(k))
-				c.Check(s.acct.spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.acct.spent)
-			}
-			// Then every stream to its receipt, all at once, 20 ticks a round.
-			const step = 20
-			active := append([]*Session(nil), ss...)
-			var receipts []string
-			for round := 0; len(active) > 0; round++ {
-				if round >= 500 {
-					c.Failf([]string{"a receipt within 500 vouchers per channel"}, "%d streams still running", len(active))
-				}
-				auths := make([]string, len(active))
-				amounts := make([]*big.Int, len(active))
-				before := make([]*big.Int, len(active))
-				for i, s := range active {
-					auths[i], amounts[i] = robustSessionAuth(s, step)
-					before[i] = new(big.Int).Set(s.acct.spent)
-				}
-				var next []*Session
-				for i, r := range robustRounds(c, active, auths) {
-					s := active[i]
-					if r.err != "" {
-						c.Failf([]string{"on every channel at once: messages, then a needVoucher or the receipt"}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
-					}
-					if r.nv != nil {
-						c.Check(r.n == step, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", step, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
-						s.checkNeedVoucher(*r.nv, amounts[i])
-						next = append(next, s)
-						continue
-					}
-					var rc mpp.SessionReceipt
-					c.Check(json.Unmarshal(r.receipt, &rc) == nil, "a session receipt object", "%s", r.receipt)
-					spent := new(big.Int).Add(before[i], s.units(r.n))
-					c.Check(r.n <= step, fmt.Sprintf("at most %d messages for %d ticks on %s", step, step, s.Ch.Name), "%d messages, then the receipt", r.n)
-					c.Check(rc.Status == "success" && strings.EqualFold(rc.ChannelID, s.Ch.ID.String()),
-						"a success receipt for channel "+s.Ch.ID.String(), "status %q, channelId %q", rc.Status, rc.ChannelID)
-					c.Check(rc.Spent == spent.String(), fmt.Sprintf("receipt spent %s on %s (what was delivered)", spent, s.Ch.Name), "spent %q", rc.Spent)
-					c.Check(rc.AcceptedCumulative == amounts[i].String(), fmt.Sprintf("receipt acceptedCumulative %s on %s (the last voucher)", amounts[i], s.Ch.Name), "acceptedCumulative %q", rc.AcceptedCumulative)
-					s.adoptReceipt(r.receipt)
-					receipts = append(receipts, fmt.Sprintf("%s: %d messages, spent %s", s.Ch.Name, s.Delivered, rc.Spent))
-				}
-				active = next
-			}
-			c.Observe("%d sessions at once: each delivered exactly its paid units; receipts %s", len(ss), strings.Join(receipts, "; "))
-		})
-
-		Case("WS-ROBUST-009", func(c *C) {
-			t := c.Target()
-			cn := c.Dial(t)
-			var got []string
-			for _, text := range []string{
-				cn.Frame(`{"$tag":5}`),
-				cn.Frame(`{"$tag":"$cred","$cred":42}`),
-				cn.Frame(`{"$tag":"$cred","$cred":null}`),
-				cn.Frame(`{"$tag":["$cred"]}`),
-			} {
-				cn.SendText(text)
-				got = append(got, text+" → "+robustAfter(cn, current.t.Quiet, false).String())
-			}
-			n, s := robustUsable(c, cn, "after mistyped frames")
-			m := robustServesBeside(c, t, cn, s)
-			c.Observe("%s; then served on the same connection (%d messages) and on a fresh one (%d)", strings.Join(got, "; "), n, m)
-		})
-
-		Case("WS-ROBUST-010", func(c *C) {
-			t := c.Target()
-			const depth = 100_000
-			small := 15_000 // deeper than common parser limits, within a 32 KiB frame
-			inputs := []struct{ name, text string }{
-				{"empty text frame", ""},
-				{"100,000-deep JSON array", strings.Repeat("[", depth) + strings.Repeat("]", depth)},
-				{"100,000-deep JSON object", strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)},
-				{"credential frame with a 15,000-deep array field",
-					`{"$tag":"$cred","$cred":"Payment e30","x":` + strings.Repeat("[", small) + strings.Repeat("]", small) + `}`},
-			}
-			var got []string
-			for _, in := range inputs {
-				cn := c.Dial(t)
-				note := ""
-				if err := cn.Peer.SendText(c.ctx, []byte(cn.Frame(in.text))); err != nil {
-					note = " (write failed: the target closed first)"
-				}
-				r := robustAfter(cn, current.t.Quiet, true)
-				if !r.closed {
-					cn.ExpectOpen("or closed after the " + in.name)
-				}
-				got = append(got, fmt.Sprintf("%s%s: %s", in.name, note, r))
-			}
-			n := robustServes(c, t)
-			c.Observe("%s; a fresh connection was served (%d messages)", strings.Join(got, "; "), n)
-		})
-
-		Case("WS-ROBUST-011", func(c *C) {
-			cn := c.Dial(c.Target())
-			began := time.Now()
-			cn.ExpectOpen("answering a ping before the credential")
-			rtt := time.Since(began)
-			cn.Quiet(current.t.Quiet, append([]Outcome{Closed}, Paid...))
-			s := c.PayValid(cn)
-			n := c.ExpectServed(cn, s)
-			c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
-		})
-
-		Case("WS-ROBUST-012", func(c *C) {
-			cn := c.Dial(c.Target())
-			window := 2*current.t.Quiet + current.t.Reply
-			var seen []string
-			deadline := time.Now().Add(window)
-			for {
-				left := time.Until(deadline)
-				if left <= 0 {
-					break
-				}
-				e, ok := cn.Next(left)
-				if !ok {
-					break
-				}
-				seen = append(seen, fmt.Sprintf("%s at %+.3fs", e, e.At.Seconds()))
-				if e.Closed {
-					break
-				}
-			}
-			if len(seen) == 0 {
-				c.Observe("silent client: no frame and no close within %s after the challenge (socket left open)", window)
-				return
-			}
-			c.Observe("silent client, within %s after the challenge: %s", window, strings.Join(seen, "; "))
-		})
-
-		Case("WS-ROBUST-013", func(c *C) {
-			var got []string
-			for _, t := range current.targets {
-				if !payable(t) {
-					got = append(got, t.URL+": not payable by the suite, skipped")
+				if r.nv != nil {
+					c.Check(r.n == step, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", step, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
+					s.checkNeedVoucher(*r.nv, amounts[i])
+					next = append(next, s)
 					continue
 				}
-				n := robustServes(c, t)
-				got = append(got, fmt.Sprintf("%s: served %d messages", t.URL, n))
+				var rc mpp.SessionReceipt
+				c.Check(json.Unmarshal(r.receipt, &rc) == nil, "a session receipt object", "%s", r.receipt)
+				spent := new(big.Int).Add(before[i], s.units(r.n))
+				c.Check(r.n <= step, fmt.Sprintf("at most %d messages for %d ticks on %s", step, step, s.Ch.Name), "%d messages, then the receipt", r.n)
+				c.Check(rc.Status == "success" && strings.EqualFold(rc.ChannelID, s.Ch.ID.String()),
+					"a success receipt for channel "+s.Ch.ID.String(), "status %q, channelId %q", rc.Status, rc.ChannelID)
+				c.Check(rc.Spent == spent.String(), fmt.Sprintf("receipt spent %s on %s (what was delivered)", spent, s.Ch.Name), "spent %q", rc.Spent)
+				c.Check(rc.AcceptedCumulative == amounts[i].String(), fmt.Sprintf("receipt acceptedCumulative %s on %s (the last voucher)", amounts[i], s.Ch.Name), "acceptedCumulative %q", rc.AcceptedCumulative)
+				s.adoptReceipt(r.receipt)
+				receipts = append(receipts, fmt.Sprintf("%s: %d messages, spent %s", s.Ch.Name, s.Delivered, rc.Spent))
 			}
-			c.Observe("after the robustness cases: %s", strings.Join(got, "; "))
-		})
+			active = next
+		}
+		c.Observe("%d sessions at once: each delivered exactly its paid units; receipts %s", len(ss), strings.Join(receipts, "; "))
+	})
+
+	g.Case("WS-ROBUST-009", func(c *C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		var got []string
+		for _, text := range []string{
+			cn.Frame(`{"$tag":5}`),
+			cn.Frame(`{"$tag":"$cred","$cred":42}`),
+			cn.Frame(`{"$tag":"$cred","$cred":null}`),
+			cn.Frame(`{"$tag":["$cred"]}`),
+		} {
+			cn.SendText(text)
+			got = append(got, text+" → "+robustAfter(cn, c.r.t.Quiet, false).String())
+		}
+		n, s := robustUsable(c, cn, "after mistyped frames")
+		m := robustServesBeside(c, t, cn, s)
+		c.Observe("%s; then served on the same connection (%d messages) and on a fresh one (%d)", strings.Join(got, "; "), n, m)
+	})
+
+	g.Case("WS-ROBUST-010", func(c *C) {
+		t := c.Target()
+		const depth = 100_000
+		small := 15_000 // deeper than common parser limits, within a 32 KiB frame
+		inputs := []struct{ name, text string }{
+			{"empty text frame", ""},
+			{"100,000-deep JSON array", strings.Repeat("[", depth) + strings.Repeat("]", depth)},
+			{"100,000-deep JSON object", strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)},
+			{"credential frame with a 15,000-deep array field",
+				`{"$tag":"$cred","$cred":"Payment e30","x":` + strings.Repeat("[", small) + strings.Repeat("]", small) + `}`},
+		}
+		var got []string
+		for _, in := range inputs {
+			cn := c.Dial(t)
+			note := ""
+			if err := cn.Peer.SendText(c.ctx, []byte(cn.Frame(in.text))); err != nil {
+				note = " (write failed: the target closed first)"
+			}
+			r := robustAfter(cn, c.r.t.Quiet, true)
+			if !r.closed {
+				cn.ExpectOpen("or closed after the " + in.name)
+			}
+			got = append(got, fmt.Sprintf("%s%s: %s", in.name, note, r))
+		}
+		n := robustServes(c, t)
+		c.Observe("%s; a fresh connection was served (%d messages)", strings.Join(got, "; "), n)
+	})
+
+	g.Case("WS-ROBUST-011", func(c *C) {
+		cn := c.Dial(c.Target())
+		began := time.Now()
+		cn.ExpectOpen("answering a ping before the credential")
+		rtt := time.Since(began)
+		cn.Quiet(c.r.t.Quiet, append([]Outcome{Closed}, Paid...))
+		s := c.PayValid(cn)
+		n := c.ExpectServed(cn, s)
+		c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
+	})
+
+	g.Case("WS-ROBUST-012", func(c *C) {
+		cn := c.Dial(c.Target())
+		window := 2*c.r.t.Quiet + c.r.t.Reply
+		var seen []string
+		deadline := time.Now().Add(window)
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			e, ok := cn.Next(left)
+			if !ok {
+				break
+			}
+			seen = append(seen, fmt.Sprintf("%s at %+.3fs", e, e.At.Seconds()))
+			if e.Closed {
+				break
+			}
+		}
+		if len(seen) == 0 {
+			c.Observe("silent client: no frame and no close within %s after the challenge (socket left open)", window)
+			return
+		}
+		c.Observe("silent client, within %s after the challenge: %s", window, strings.Join(seen, "; "))
+	})
+
+	g.Case("WS-ROBUST-013", func(c *C) {
+		var got []string
+		for _, t := range c.r.targets {
+			if !payable(t) {
+				got = append(got, t.URL+": not payable by the suite, skipped")
+				continue
+			}
+			n := robustServes(c, t)
+			got = append(got, fmt.Sprintf("%s: served %d messages", t.URL, n))
+		}
+		c.Observe("after the robustness cases: %s", strings.Join(got, "; "))
 	})
 }

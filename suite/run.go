@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	. "github.com/onsi/ginkgo/v2"
-	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 )
 
@@ -28,7 +28,9 @@ type failRecorder struct{ failed bool }
 func (f *failRecorder) Fail() { f.failed = true }
 
 // Run discovers the targets, runs the selected cases and returns their
-// verdicts. It writes the reports even when cases fail. t may be nil.
+// verdicts. It writes the reports even when cases fail. t may be nil. Run
+// builds Ginkgo's spec tree and calls RunSpecs, which Ginkgo allows once per
+// process.
 func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
@@ -36,21 +38,25 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	if err := validateCatalogue(); err != nil {
 		return nil, err
 	}
+	defs, err := cases()
+	if err != nil {
+		return nil, err
+	}
 	selected, err := selection(cfg.Select)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	current = &env{cfg: cfg, t: baseTimeouts.scale(cfg.TimeoutScale), wallet: newWallet()}
+	r := &run{cfg: cfg, t: baseTimeouts.scale(cfg.TimeoutScale), wallet: newWallet()}
 	for _, u := range cfg.Targets {
-		tg, err := discover(ctx, u, cfg.Dialect, cfg.Channels, current.t.Connect)
+		tg, err := discover(ctx, u, cfg.Dialect, cfg.Channels, r.t.Connect)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
 		}
-		if current.dialect != "" && current.dialect != tg.Dialect.Name() {
-			return nil, fmt.Errorf("%w: %s speaks dialect %s, the other targets %s: run them separately", ErrUsage, u, tg.Dialect.Name(), current.dialect)
+		if r.dialect != "" && r.dialect != tg.Dialect.Name() {
+			return nil, fmt.Errorf("%w: %s speaks dialect %s, the other targets %s: run them separately", ErrUsage, u, tg.Dialect.Name(), r.dialect)
 		}
-		current.targets = append(current.targets, tg)
-		current.dialect = tg.Dialect.Name()
+		r.targets = append(r.targets, tg)
+		r.dialect = tg.Dialect.Name()
 	}
 	if cfg.ReportDir != "" {
 		if err := os.MkdirAll(cfg.ReportDir, 0o755); err != nil {
@@ -59,20 +65,54 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	}
 
 	suiteCfg, repCfg := GinkgoConfiguration()
-	suiteCfg.LabelFilter = labelFilter(suiteCfg.LabelFilter, selected)
 	suiteCfg.FailOnEmpty = true
 	repCfg.NoColor = repCfg.NoColor || cfg.NoColor
 	if cfg.ReportDir != "" {
 		repCfg.JUnitReport = filepath.Join(cfg.ReportDir, "junit.xml")
 		repCfg.JSONReport = filepath.Join(cfg.ReportDir, "ginkgo.json")
 	}
+	var chosen []caseDef
+	for _, d := range defs {
+		if selected[d.ID] {
+			chosen = append(chosen, d)
+		}
+	}
+	sched := newScheduler(r, chosen, cfg.Parallel, suiteCfg.RandomizeAllSpecs, suiteCfg.RandomSeed)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	sched.start(runCtx)
+
+	var mu sync.Mutex
+	var results []Result
+	for _, area := range Areas {
+		Describe(areaTitles[area], func() {
+			for _, d := range chosen {
+				if d.Area != area {
+					continue
+				}
+				It(fmt.Sprintf("[%s] %s", d.ID, d.Title), Label(d.Labels()...), func(ctx SpecContext) {
+					res, err := sched.wait(ctx, d.ID)
+					if err != nil {
+						Fail(fmt.Sprintf("[%s] interrupted: %v", d.ID, err))
+					}
+					mu.Lock()
+					results = append(results, verdictOf(d.Meta, res, cfg.ExpectFail))
+					mu.Unlock()
+					report(d.Meta, res)
+				})
+			}
+		})
+	}
 	if t == nil {
 		t = &failRecorder{}
 	}
 	gomega.RegisterFailHandler(Fail)
 	RunSpecs(t, "MPP WebSocket conformance", suiteCfg, repCfg)
+	if err := r.aborted(); err != nil {
+		return nil, err
+	}
 
-	s := summarize(cfg, current.targets, selected, current.results)
+	s := summarize(cfg, r, selected, results)
 	if cfg.ReportDir != "" {
 		if err := s.write(cfg.ReportDir); err != nil {
 			return s, fmt.Errorf("writing reports: %w", err)
@@ -80,6 +120,31 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	}
 	s.print(cfg.Out)
 	return s, nil
+}
+
+// areaTitles name the Ginkgo container of each area.
+var areaTitles = map[Area]string{
+	AreaWire:    "Wire compatibility",
+	AreaReplay:  "Challenge-ID replay rejection",
+	AreaVoucher: "Voucher exhaustion",
+	AreaRobust:  "Robustness",
+}
+
+// report replays a case's result on its Ginkgo spec: observations and the
+// transcript as report entries, then a skip or a failure.
+func report(m Meta, res result) {
+	for _, o := range res.observed {
+		AddReportEntry(entryObserved, o, ReportEntryVisibilityFailureOrVerbose)
+	}
+	AddReportEntry(entryTranscript, res.transcript, ReportEntryVisibilityFailureOrVerbose)
+	switch res.kind {
+	case resultNotApplicable:
+		Skip("NOT APPLICABLE: " + res.reason)
+	case resultNotRun:
+		Skip("NOT RUN: " + res.reason)
+	case resultFailed:
+		Fail(res.failure)
+	}
 }
 
 // selection resolves IDs and areas to the selected case IDs.
@@ -107,45 +172,4 @@ func selection(args []string) (map[string]bool, error) {
 		}
 	}
 	return sel, nil
-}
-
-// labelFilter restricts the run to the selected IDs, on top of any
-// --ginkgo.label-filter the user gave.
-func labelFilter(user string, sel map[string]bool) string {
-	if len(sel) == len(catalogue) {
-		return user
-	}
-	var ids []string
-	for id := range sel {
-		ids = append(ids, id)
-	}
-	f := strings.Join(ids, " || ")
-	if user != "" {
-		f = "(" + user + ") && (" + f + ")"
-	}
-	return f
-}
-
-// collect turns Ginkgo's report into verdicts; it runs once, after all specs.
-var _ = ReportAfterSuite("conformance verdicts", func(r Report) {
-	for _, sr := range r.SpecReports {
-		if sr.LeafNodeType != types.NodeTypeIt {
-			continue
-		}
-		id := specID(sr.LeafNodeText)
-		m, ok := Lookup(id)
-		if !ok {
-			continue
-		}
-		current.results = append(current.results, verdictOf(m, sr))
-	}
-})
-
-func specID(text string) string {
-	if strings.HasPrefix(text, "[") {
-		if i := strings.IndexByte(text, ']'); i > 0 {
-			return text[1:i]
-		}
-	}
-	return ""
 }

@@ -1,14 +1,15 @@
 package suite
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/big"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
-	. "github.com/onsi/ginkgo/v2"
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
@@ -17,29 +18,53 @@ import (
 	"github.com/mppws/conformance/suite/peer"
 )
 
-// wallet is the suite's memory of every fixture channel across cases: a
-// real target keeps channel state across connections, so the suite tracks
-// what it signed and what the target reported, and never assumes a channel
-// is fresh except at the start of a run.
+// wallet is the suite's memory of every fixture channel across cases, and
+// the pool that leases channels to cases. A real target keeps channel state
+// across connections, so each case learns a channel's state from the
+// target when it starts paying on it, and holds the channel alone while it
+// runs: cases on different channels run side by side, cases on one channel
+// take turns.
 type wallet struct {
 	mu       sync.Mutex
 	accounts map[tempo.Hash]*account
+	busy     map[tempo.Hash]bool
+	wake     chan struct{} // closed and replaced whenever a lease ends
 }
 
 // account is what the suite knows of one channel.
 type account struct {
-	signed   *big.Int // highest amount the suite signed
-	accepted *big.Int // highest acceptedCumulative the target reported
-	spent    *big.Int // spent as last reported by the target
-	units    uint64
-	// exact is true while spent is known exactly: false after a case that
-	// dropped a connection mid-stream (a unit may be charged, not delivered).
-	exact bool
-	// closed is set once a case has closed the channel for good.
+	// signed is the highest amount the suite signed for the channel in a
+	// voucher a target might accept: every new voucher goes above it.
+	signed *big.Int
+	// ceiling is the highest amount sent for the channel in any voucher,
+	// including ones no correct target accepts (over the deposit).
+	ceiling *big.Int
+	// accepted and spent are the target's numbers, as last reported. spent
+	// never decreases, so it bounds what a later connection can find.
+	accepted, spent *big.Int
+	units           uint64
+	// closed is set once the target confirmed a close of the channel.
 	closed bool
 }
 
-func newWallet() *wallet { return &wallet{accounts: map[tempo.Hash]*account{}} }
+// raise records a voucher a target might accept: later ones go above it.
+func (a *account) raise(amount *big.Int) {
+	if amount.Cmp(a.signed) > 0 {
+		a.signed.Set(amount)
+	}
+	a.sent(amount)
+}
+
+// sent records any voucher amount sent for the channel.
+func (a *account) sent(amount *big.Int) {
+	if amount.Cmp(a.ceiling) > 0 {
+		a.ceiling.Set(amount)
+	}
+}
+
+func newWallet() *wallet {
+	return &wallet{accounts: map[tempo.Hash]*account{}, busy: map[tempo.Hash]bool{}, wake: make(chan struct{})}
+}
 
 func (w *wallet) account(id tempo.Hash) *account {
 	w.mu.Lock()
@@ -47,10 +72,57 @@ func (w *wallet) account(id tempo.Hash) *account {
 	a, ok := w.accounts[id]
 	if !ok {
 		// A freshly started target: nothing accepted or spent.
-		a = &account{signed: new(big.Int), accepted: new(big.Int), spent: new(big.Int), exact: true}
+		a = &account{signed: new(big.Int), ceiling: new(big.Int), accepted: new(big.Int), spent: new(big.Int)}
 		w.accounts[id] = a
 	}
 	return a
+}
+
+// lease is the set of channels one case holds.
+type lease struct {
+	w   *wallet
+	chs []fixtures.Channel
+}
+
+// acquire leases n of the candidate channels, all at once, waiting while
+// other cases hold them. Taking a case's whole need in one step means no
+// case waits while holding a channel, so leases never deadlock.
+func (w *wallet) acquire(ctx context.Context, candidates []fixtures.Channel, n int) (*lease, error) {
+	for {
+		w.mu.Lock()
+		var free []fixtures.Channel
+		for _, ch := range candidates {
+			if !w.busy[ch.ID] {
+				free = append(free, ch)
+			}
+		}
+		if len(free) >= n {
+			l := &lease{w: w, chs: free[:n]}
+			for _, ch := range l.chs {
+				w.busy[ch.ID] = true
+			}
+			w.mu.Unlock()
+			return l, nil
+		}
+		wake := w.wake
+		w.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a free fixture channel: %w", context.Cause(ctx))
+		}
+	}
+}
+
+func (l *lease) release() {
+	w := l.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ch := range l.chs {
+		delete(w.busy, ch.ID)
+	}
+	close(w.wake)
+	w.wake = make(chan struct{})
 }
 
 // Session is a connection paying from one fixture channel.
@@ -61,106 +133,173 @@ type Session struct {
 	acct *account
 	// Delivered counts messages received on this session.
 	Delivered int
-	// paid is the last voucher this session paid with on purpose: a
-	// needVoucher that reports less was queued before it landed.
-	paid *big.Int
+	// paid is the last voucher this session paid with on purpose, sent at
+	// paidAt: a needVoucher that reports less was queued before it landed.
+	paid   *big.Int
+	paidAt time.Time
 }
 
 // ChannelFilter chooses among the target's fixture channels.
-type ChannelFilter func(fixtures.Channel) bool
-
-// AnyChannel accepts every channel.
-func AnyChannel(fixtures.Channel) bool { return true }
-
-// Delegated accepts channels with a separate authorized signer.
-func Delegated(ch fixtures.Channel) bool { return !ch.AuthorizedSigner.IsZero() }
-
-// channel picks the first matching channel of the session target.
-func (c *C) channel(t *Target, f ChannelFilter) fixtures.Channel {
-	for _, ch := range t.OpenChannels() {
-		if f(ch) {
-			return ch
-		}
-	}
-	c.NotApplicable("no open fixture channel of the target fits this case (e.g. one with a separate authorized signer)")
-	return fixtures.Channel{}
+type ChannelFilter struct {
+	Name  string // what the case needs, for the not-applicable reason
+	Match func(fixtures.Channel) bool
 }
 
-// OpenChannels are the target's fixture channels no case has closed.
-func (t *Target) OpenChannels() []fixtures.Channel {
+// AnyChannel accepts every channel.
+var AnyChannel = ChannelFilter{"an open fixture channel", func(fixtures.Channel) bool { return true }}
+
+// Delegated accepts channels whose authorized signer is not the payer.
+var Delegated = ChannelFilter{"a fixture channel whose authorizedSigner differs from its payer (add one to --channels)", func(ch fixtures.Channel) bool {
+	return !ch.AuthorizedSigner.IsZero() && ch.AuthorizedSigner != ch.Payer
+}}
+
+// only accepts one channel.
+func only(want fixtures.Channel) ChannelFilter {
+	return ChannelFilter{"fixture channel " + want.Name, func(ch fixtures.Channel) bool { return ch.ID == want.ID }}
+}
+
+// openChannels are the target's fixture channels no case has closed.
+func (c *C) openChannels(t *Target) []fixtures.Channel {
 	var out []fixtures.Channel
 	for _, ch := range t.Channels {
-		if !current.wallet.account(ch.ID).closed {
+		if !c.r.wallet.account(ch.ID).closed {
 			out = append(out, ch)
 		}
 	}
 	return out
 }
 
+// channel returns a leased channel matching f. The case's first call leases
+// as many channels as its catalogue entry says (one by default, every open
+// one for AllChannels); later calls choose among them.
+func (c *C) channel(t *Target, f ChannelFilter) fixtures.Channel {
+	c.mu.Lock()
+	l := c.lease
+	c.mu.Unlock()
+	if l == nil {
+		var cands []fixtures.Channel
+		for _, ch := range c.openChannels(t) {
+			if f.Match(ch) {
+				cands = append(cands, ch)
+			}
+		}
+		n := max(1, c.Meta.Channels)
+		if c.Meta.Channels == AllChannels {
+			n = len(cands)
+		}
+		switch {
+		case len(cands) == 0 && len(t.Channels) > 0 && len(c.openChannels(t)) == 0:
+			c.NotApplicable("every fixture channel of the target has been closed by an earlier case")
+		case len(cands) == 0:
+			c.NotApplicable("this case needs %s; the target has none among its %d fixture channels", f.Name, len(t.Channels))
+		case n > len(cands):
+			c.NotApplicable("this case needs %d fixture channels at once; the target has %d (pass --channels with more channels the target knows)", n, len(cands))
+		}
+		var err error
+		if l, err = c.r.wallet.acquire(c.ctx, cands, n); err != nil {
+			c.Failf([]string{"a fixture channel within the case timeout"}, "%v", err)
+		}
+		c.mu.Lock()
+		c.lease = l
+		c.mu.Unlock()
+	}
+	for _, ch := range l.chs {
+		if f.Match(ch) {
+			return ch
+		}
+	}
+	c.NotApplicable("this case needs %s among the channels it holds", f.Name)
+	return fixtures.Channel{}
+}
+
+// leased returns the channels the case holds.
+func (c *C) leased() []fixtures.Channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lease == nil {
+		return nil
+	}
+	return c.lease.chs
+}
+
 // Connect dials the session target for channel ch without paying.
 func (c *C) Connect(ch fixtures.Channel) *Session {
 	t := c.TargetFor(NeedsSession)
 	cn := c.Dial(t)
-	return &Session{Conn: cn, Ch: ch, Tick: t.Tick, acct: current.wallet.account(ch.ID)}
+	return &Session{Conn: cn, Ch: ch, Tick: t.Tick, acct: c.r.wallet.account(ch.ID)}
 }
 
-// OpenSession connects to the session target and pays until the channel's
-// balance is exactly zero: it pays one tick more than anything signed so
-// far, takes every unit the target delivers, and stops at the needVoucher,
-// whose numbers then are the channel's state. Every case starts from this
-// known state whatever earlier cases left behind.
+// OpenSession connects to the session target on a leased channel and
+// learns the channel's state from the target: it pays one tick above
+// everything the suite ever signed for the channel, takes every unit the
+// target delivers and stops at the needVoucher, whose numbers are then the
+// channel's state. What an earlier case left behind (a balance, a unit in
+// flight) is drained here and bounded, never counted exactly: exact counts
+// are for what a case buys itself.
 func (c *C) OpenSession(f ChannelFilter) *Session {
 	t := c.TargetFor(NeedsSession)
-	s := c.Connect(c.channel(t, f))
+	ch := c.channel(t, f)
+	s := c.Connect(ch)
 	a := s.acct
-	// A case that fails, counted or not, may leave units paid and not
-	// delivered, or delivered and not recorded: later cases must not count
-	// on an exact balance for this channel.
-	DeferCleanup(func() {
-		r := CurrentSpecReport()
-		failed := r.Failed()
-		for _, e := range r.ReportEntries {
-			failed = failed || e.Name == entryNonStrict
-		}
-		if failed {
-			a.exact = false
-		}
-	})
-	before := new(big.Int).Set(a.spent)
-	exact := a.exact
-	var (
-		amount *big.Int
-		n      int
-		nv     frame.NeedVoucher
-	)
+	floor := new(big.Int).Set(a.spent)
 	// A balance left over by an earlier case may outlast one connection's
 	// stream (the target streams a bounded number of messages): drain it
 	// over as many connections as it takes.
-	for attempt := 0; ; attempt++ {
-		amount = s.nextAmount()
+	for conns := 1; ; conns++ {
+		amount := s.nextAmount()
+		if amount.Cmp(s.Ch.Deposit) > 0 {
+			c.NotApplicable("fixture channel %s has used up its deposit of %s in this run (next voucher %s); give the target channels with larger deposits", s.Ch.Name, s.Ch.Deposit, amount)
+		}
 		s.Send(s.Voucher(amount))
-		s.paid = amount
-		var ended bool
-		if n, nv, ended = s.readUntilNeedVoucher(); !ended {
-			break
+		s.paid, s.paidAt = amount, time.Now()
+		n, nv, end, e := s.read(-1)
+		switch end {
+		case endNeedVoucher:
+			bound := unitsBetween(s, amount, floor)
+			c.Check(n <= bound, fmt.Sprintf("at most %d messages for a voucher of %s: spent was at least %s (the target said so earlier), tick %s", bound, amount, floor, s.Tick),
+				"%d messages before needVoucher", n)
+			s.learn(nv, amount, floor)
+			return s
+		case endStream:
+			if conns == 20 {
+				c.NotApplicable("the target ended 20 streams in a row before the balance ran out (%d messages on the last); start it with more messages per connection", n)
+			}
+			s.T.Note("stream ended before the leftover balance ran out; draining on a new connection")
+			s.Close()
+			s = c.Connect(ch)
+		case endRefused:
+			if a.ceiling.Cmp(a.signed) <= 0 {
+				c.SetupFailed("the target refused a voucher of %s on channel %s, one tick above everything this run signed for it (%s): was the target used before this run? Start it fresh", amount, s.Ch.ID, e)
+			}
+			// An earlier case sent a voucher no correct target accepts; if
+			// the target took it anyway (that case fails for it), pay above.
+			if a.ceiling.Cmp(s.Ch.Deposit) >= 0 {
+				c.NotApplicable("channel %s can no longer pay: an earlier case sent it a voucher of %s, over its deposit %s, and the target refused the next one (%s); that case reports the defect", s.Ch.Name, a.ceiling, s.Ch.Deposit, e)
+			}
+			a.signed.Set(a.ceiling)
+			s.Close()
+			s = c.Connect(ch)
 		}
-		if exact || attempt == 20 {
-			s.c.NotApplicable("the target ended the stream after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Delivered)
+	}
+}
+
+// learn checks the needVoucher that ends a drain and adopts its numbers.
+// The target's spent below what it reported earlier means it lost the
+// channel's state between connections: a setup error, not a verdict.
+func (s *Session) learn(nv frame.NeedVoucher, accepted, floor *big.Int) {
+	if spent, ok := tempo.ParseAmount(nv.RequiredCumulative, s.Ch.Protocol); ok == nil {
+		spent.Sub(spent, s.Tick)
+		if spent.Cmp(floor) < 0 {
+			s.c.SetupFailed("channel %s: the target reports spent %s, below the %s it reported earlier in this run: its channel state went backwards between connections. The suite needs a target that keeps channel state across connections, as real servers do (%s)",
+				s.Ch.Name, spent, floor, s.c.r.wallet.describe(s.Ch.ID))
 		}
-		s.T.Note("stream ended before the leftover balance ran out; draining on a new connection")
-		s.Close()
-		s = c.Connect(s.Ch)
 	}
-	// The accounting invariant: the target delivered exactly what the
-	// channel's balance paid for.
-	if exact {
-		paid := new(big.Int).Sub(amount, before)
-		want := new(big.Int).Quo(paid, s.Tick).Int64()
-		c.Check(int64(n) == want, fmt.Sprintf("%d messages for a voucher of %s over spent %s at tick %s", want, amount, before, s.Tick),
-			"%d messages before needVoucher", n)
-	}
-	s.checkNeedVoucher(nv, amount)
-	return s
+	s.checkNeedVoucher(nv, accepted)
+}
+
+func (w *wallet) describe(id tempo.Hash) string {
+	a := w.account(id)
+	return fmt.Sprintf("the suite signed up to %s; the target last reported accepted %s, spent %s", a.signed, a.accepted, a.spent)
 }
 
 // Voucher builds a voucher payload for amount, signed by the channel's key.
@@ -174,9 +313,9 @@ func (s *Session) VoucherSignedBy(amount *big.Int, key *secp256k1.PrivateKey, d 
 	if err != nil {
 		s.c.Failf([]string{"a voucher the suite can sign"}, "%v", err)
 	}
-	if id == s.Ch.ID && amount.Cmp(s.acct.signed) > 0 {
+	if id == s.Ch.ID {
 		// Whatever the suite signs, a target may accept: stay above it.
-		s.acct.signed.Set(amount)
+		s.acct.raise(amount)
 	}
 	p := tempo.VoucherPayload{Action: "voucher", ChannelID: id.String(), CumulativeAmount: amount.String(), Signature: tempo.FormatSignature(sig)}
 	if s.Ch.Protocol == tempo.V2 {
@@ -234,52 +373,80 @@ func (s *Session) PayUnits(k int) *big.Int {
 		amount.Add(s.acct.signed, s.units(k))
 	}
 	s.Send(s.Voucher(amount))
-	s.paid = amount
+	s.paid, s.paidAt = amount, time.Now()
 	return amount
 }
 
 func (s *Session) units(k int) *big.Int { return new(big.Int).Mul(s.Tick, big.NewInt(int64(k))) }
 
-// ReadUntilNeedVoucher takes messages until a needVoucher and returns how
-// many arrived. A receipt first means the target's stream is too short for
-// the case; silence means it never asked to be paid.
-func (s *Session) ReadUntilNeedVoucher() (int, frame.NeedVoucher) {
-	n, nv, ended := s.readUntilNeedVoucher()
-	if ended {
-		s.c.NotApplicable("the target ended the stream after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Delivered)
-	}
-	return n, nv
-}
+// streamEnd is how a metered read ended.
+type streamEnd int
 
-// readUntilNeedVoucher is ReadUntilNeedVoucher that reports the end of the
-// stream instead of skipping the case.
-func (s *Session) readUntilNeedVoucher() (n int, nv frame.NeedVoucher, ended bool) {
+const (
+	endNeedVoucher streamEnd = iota // the target asked for a voucher
+	endStream                       // the stream ended (receipt, close-ready)
+	endRefused                      // the target refused the last voucher
+)
+
+// read is the event loop of a metered stream: it counts messages until the
+// target asks for a voucher, ends the stream, or refuses the last voucher.
+// It fails at the first frame a metered stream must not send, at the first
+// message beyond limit (when limit >= 0), and when nothing decisive arrives
+// within the stream timeout, however many stale frames keep coming.
+func (s *Session) read(limit int) (n int, nv frame.NeedVoucher, end streamEnd, last peer.Event) {
+	t := s.c.r.t
+	deadline := time.Now().Add(t.Stream)
 	for {
-		e, ok := s.Next(current.t.Reply)
+		e, ok := s.Next(time.Until(deadline))
 		switch {
 		case !ok:
-			s.c.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "silence after %d messages", n)
+			s.c.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "no needVoucher within %s; %d messages", t.Stream, n)
 		case e.IsFrame(frame.KindMessage):
 			n++
 			s.Delivered++
+			if limit >= 0 && n > limit {
+				s.c.Failf([]string{fmt.Sprintf("exactly %d messages for the voucher of %s, then a needVoucher", limit, s.paid)}, "message %d: %s", n, e)
+			}
 		case e.IsFrame(frame.KindNeedVoucher) && s.stale(e.Frame.NeedVoucher):
-			// A target that repeats needVoucher every poll (mpp-rs) may
-			// have queued this one before the voucher landed.
+			// A target that repeats needVoucher every poll (mpp-rs) may have
+			// queued this one before the voucher landed; not for long.
+			if time.Since(s.paidAt) > t.Reply {
+				s.c.Failf([]string{"a needVoucher showing the voucher of " + s.paid.String() + " accepted"},
+					"needVoucher still reports acceptedCumulative %s %s after the voucher was sent: %s", e.Frame.NeedVoucher.AcceptedCumulative, time.Since(s.paidAt).Round(time.Millisecond), e)
+			}
 			s.T.Note("stale needVoucher ignored: acceptedCumulative below the %s just paid", s.paid)
 		case e.IsFrame(frame.KindNeedVoucher):
-			return n, e.Frame.NeedVoucher, false
+			return n, e.Frame.NeedVoucher, endNeedVoucher, e
 		case s.isAck(e):
 			// Dialect B acknowledges every voucher with a receipt.
 		case s.isEnd(e):
-			return n, frame.NeedVoucher{}, true
+			return n, frame.NeedVoucher{}, endStream, e
 		case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
 			// A re-challenge: later vouchers echo it.
-		case e.IsFrame(frame.KindError) && s.Delivered == 0 && s.paid != nil && s.paid.Cmp(s.acct.signed) == 0:
-			s.c.Failf([]string{"message frames for a voucher one tick above everything the suite signed on this channel"},
-				"%s (the suite assumes a freshly started target: was this one used before this run?)", e)
+		case e.IsFrame(frame.KindError), e.IsFrame(frame.KindChallenge), e.Closed:
+			return n, frame.NeedVoucher{}, endRefused, e
 		default:
 			s.c.Failf([]string{"message frames, then a needVoucher"}, "%s after %d messages", e, n)
 		}
+	}
+}
+
+// ReadUntilNeedVoucher takes messages until a needVoucher and returns how
+// many arrived. The end of the stream first means the target streams too
+// few messages per connection for the case; a refusal fails the case.
+func (s *Session) ReadUntilNeedVoucher() (int, frame.NeedVoucher) {
+	n, nv, end, e := s.read(-1)
+	s.mustContinue(end, e, n)
+	return n, nv
+}
+
+// mustContinue fails or ends the case unless a read ended with a needVoucher.
+func (s *Session) mustContinue(end streamEnd, e peer.Event, n int) {
+	switch end {
+	case endStream:
+		s.c.NotApplicable("the target ended the stream after %d messages on one connection, before the balance this case bought ran out; start it with more messages per connection (the reference streams 60)", s.Delivered)
+	case endRefused:
+		s.c.Failf([]string{"message frames for the voucher of " + s.paid.String() + ", then a needVoucher"}, "%s after %d messages", e, n)
 	}
 }
 
@@ -307,14 +474,14 @@ func (s *Session) checkNeedVoucher(nv frame.NeedVoucher, accepted *big.Int) {
 		"requiredCumulative = spent + tick, with less than one tick left of "+acc.String(), "requiredCumulative %s (spent %s, tick %s)", req, spent, s.Tick)
 	s.acct.accepted.Set(acc)
 	s.acct.spent.Set(spent)
-	s.acct.exact = true
 }
 
 // ExpectUnits expects exactly k messages, then a needVoucher whose numbers
 // match the accounting. It returns the needVoucher.
 func (s *Session) ExpectUnits(k int, accepted *big.Int) frame.NeedVoucher {
 	before := new(big.Int).Set(s.acct.spent)
-	n, nv := s.ReadUntilNeedVoucher()
+	n, nv, end, e := s.read(k)
+	s.mustContinue(end, e, n)
 	s.c.Check(n == k, fmt.Sprintf("exactly %d messages, then needVoucher", k), "%d messages, then needVoucher", n)
 	s.checkNeedVoucher(nv, accepted)
 	want := new(big.Int).Add(before, s.units(k))
@@ -332,7 +499,7 @@ func (s *Session) ExpectNoUnits(what string) []peer.Event {
 		// one is an idempotent retry): only data would be paid for.
 		forbid = []Outcome{DataFrame}
 	}
-	seen := s.Quiet(current.t.Quiet+current.t.Reply/2, forbid)
+	seen := s.Quiet(s.c.r.t.Quiet+s.c.r.t.Reply/2, forbid)
 	var kinds []string
 	for _, e := range seen {
 		kinds = append(kinds, e.String())
@@ -367,7 +534,7 @@ func (s *Session) RunToReceipt(batch int) (mpp.SessionReceipt, json.RawMessage, 
 		paid := s.PayUnits(batch)
 		want := unitsBetween(s, paid, before)
 		for n := 0; ; {
-			e, ok := s.Next(current.t.Stream)
+			e, ok := s.Next(s.c.r.t.Stream)
 			switch {
 			case !ok:
 				c.Failf([]string{"messages, then a needVoucher or the receipt"}, "silence after %d messages", n)

@@ -1,0 +1,135 @@
+package suite
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sync"
+	"time"
+
+	"github.com/mppws/conformance/suite/peer"
+)
+
+// resultKind is how a case body ended, before levels and expect-fail lists
+// turn it into a verdict.
+type resultKind int
+
+const (
+	resultPassed resultKind = iota
+	resultFailed
+	resultNonStrict
+	resultNotApplicable
+	resultNotRun
+)
+
+// result is what running one case produced.
+type result struct {
+	kind       resultKind
+	failure    string // the failure message, with the transcript
+	reason     string // why not applicable, or why not run
+	observed   []string
+	transcript string
+	duration   time.Duration
+}
+
+// scheduler runs the selected cases: side by side where they may, alone
+// where they must, and the ones that check or spend the target for good at
+// the end. The Ginkgo specs and the Go test API only wait for its results,
+// so the order they report in never changes what runs when.
+type scheduler struct {
+	r        *run
+	parallel int
+	phases   [Closing + 1][]*job
+	jobs     map[string]*job
+}
+
+type job struct {
+	def  caseDef
+	done chan struct{}
+	res  result
+}
+
+// newScheduler plans the run of defs. With shuffle, cases start in an order
+// drawn from seed within their phase (Ginkgo's --randomize-all).
+func newScheduler(r *run, defs []caseDef, parallel int, shuffle bool, seed int64) *scheduler {
+	sc := &scheduler{r: r, parallel: max(1, parallel), jobs: map[string]*job{}}
+	for _, d := range defs {
+		j := &job{def: d, done: make(chan struct{})}
+		sc.jobs[d.ID] = j
+		sc.phases[d.Schedule] = append(sc.phases[d.Schedule], j)
+	}
+	if shuffle {
+		rng := rand.New(rand.NewSource(seed))
+		for _, p := range sc.phases {
+			rng.Shuffle(len(p), func(i, k int) { p[i], p[k] = p[k], p[i] })
+		}
+	}
+	return sc
+}
+
+// start runs every phase in turn, in the background.
+func (sc *scheduler) start(ctx context.Context) {
+	go func() {
+		for ph, jobs := range sc.phases {
+			width := 1
+			if Schedule(ph) == Concurrent {
+				width = sc.parallel
+			}
+			sem := make(chan struct{}, width)
+			var wg sync.WaitGroup
+			for _, j := range jobs {
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					sc.runCase(ctx, j)
+				})
+			}
+			wg.Wait()
+		}
+	}()
+}
+
+// wait returns the result of case id once it has run.
+func (sc *scheduler) wait(ctx context.Context, id string) (result, error) {
+	j, ok := sc.jobs[id]
+	if !ok {
+		return result{}, fmt.Errorf("case %s is not scheduled", id)
+	}
+	select {
+	case <-j.done:
+		return j.res, nil
+	case <-ctx.Done():
+		return result{}, context.Cause(ctx)
+	}
+}
+
+// runCase runs one case within the case timeout. A body that overruns has
+// its connections closed, which ends every wait it is in.
+func (sc *scheduler) runCase(ctx context.Context, j *job) {
+	defer close(j.done)
+	if err := sc.r.aborted(); err != nil {
+		j.res = result{kind: resultNotRun, reason: "the run stopped: " + err.Error()}
+		return
+	}
+	m := j.def.Meta
+	cctx, cancel := context.WithTimeout(ctx, sc.r.t.Case)
+	defer cancel()
+	c := &C{Meta: m, r: sc.r, ctx: cctx, T: peer.NewTranscript(), soft: m.Level == INFO || (m.Level == SHOULD && !sc.r.cfg.Strict)}
+	start := time.Now()
+	out := make(chan result, 1)
+	go func() { out <- c.exec(j.def.body) }()
+	select {
+	case j.res = <-out:
+	case <-cctx.Done():
+		c.close()
+		select {
+		case j.res = <-out:
+		case <-time.After(sc.r.t.Reply):
+			j.res = c.failure(fmt.Sprintf("[%s] %s: %s\nThe case did not finish within %s: %v\nTranscript:\n%s",
+				m.ID, m.Level, m.Title, sc.r.t.Case, context.Cause(cctx), c.T.String()))
+		}
+	}
+	c.close()
+	j.res.duration = time.Since(start)
+	j.res.transcript = c.T.String()
+}
