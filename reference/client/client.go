@@ -6,7 +6,9 @@
 // It speaks both dialects (ws-dialects.md): A, where the server sends the
 // challenge in-band and ends with a receipt, and B (client_b.go), where the
 // challenge comes from an HTTP 402 probe, every credential is acknowledged
-// and the session ends with a signed close.
+// and the session ends with a signed close. It reads server frames, the
+// challenge and receipts as the SDK clients do: member names match
+// exactly, and a repeated name is an error rather than a guess.
 package client
 
 import (
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
@@ -246,7 +249,7 @@ func (r *run) takeChallenge(f frame.Frame) error {
 		return fmt.Errorf("challenge carries error %q", f.ChallengeError)
 	}
 	var c mpp.Challenge
-	if err := json.Unmarshal(f.Challenge, &c); err != nil {
+	if err := jsonv2.Unmarshal(f.Challenge, &c); err != nil {
 		return fmt.Errorf("challenge object: %w", err)
 	}
 	if c.ID == "" || c.Realm == "" || c.Method == "" || c.Intent == "" || c.Request == "" {
@@ -428,7 +431,7 @@ func (r *run) prepay(ctx context.Context) error {
 func (r *run) checkReceipt(raw json.RawMessage) error {
 	if r.current.Intent == "charge" {
 		var rc mpp.Receipt
-		if err := json.Unmarshal(raw, &rc); err != nil {
+		if err := jsonv2.Unmarshal(raw, &rc); err != nil {
 			return fmt.Errorf("receipt: %w", err)
 		}
 		if rc.Status != "success" || rc.Method != r.current.Method {
@@ -437,7 +440,7 @@ func (r *run) checkReceipt(raw json.RawMessage) error {
 		return nil
 	}
 	var rc mpp.SessionReceipt
-	if err := json.Unmarshal(raw, &rc); err != nil {
+	if err := jsonv2.Unmarshal(raw, &rc); err != nil {
 		return fmt.Errorf("session receipt: %w", err)
 	}
 	r.res.Session = &rc

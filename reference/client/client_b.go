@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
@@ -302,7 +303,7 @@ func (r *run) frameB(ctx context.Context, f frame.Frame) error {
 // sessionReceiptB parses a dialect B receipt (payment-receipt or
 // payment-close-ready data) of this session's channel.
 func (r *run) sessionReceiptB(raw json.RawMessage) (rc mpp.SessionReceipt, accepted, spent *big.Int, err error) {
-	if err := json.Unmarshal(raw, &rc); err != nil {
+	if err := jsonv2.Unmarshal(raw, &rc); err != nil {
 		return rc, nil, nil, fmt.Errorf("session receipt: %w", err)
 	}
 	if rc.Method != "tempo" || rc.Intent != "session" || rc.Status != "success" {

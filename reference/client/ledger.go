@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"sync"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/mppws/conformance/reference/tempo"
 )
 
@@ -88,10 +90,12 @@ func (l *Ledger) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// UnmarshalJSON reads what MarshalJSON wrote.
+// UnmarshalJSON reads what MarshalJSON wrote, strictly: a ledger file is
+// what keeps vouchers increasing, so a repeated channel or member, or a
+// misspelt one, is an error rather than a silent zero.
 func (l *Ledger) UnmarshalJSON(b []byte) error {
 	var in map[string]*Account
-	if err := json.Unmarshal(b, &in); err != nil {
+	if err := jsonv2.Unmarshal(b, &in, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	accounts := make(map[tempo.Hash]*Account, len(in))
@@ -99,6 +103,9 @@ func (l *Ledger) UnmarshalJSON(b []byte) error {
 		id, err := tempo.ParseHash(k)
 		if err != nil {
 			return fmt.Errorf("ledger: %w", err)
+		}
+		if _, dup := accounts[id]; dup {
+			return fmt.Errorf("ledger: channel %s appears twice", id)
 		}
 		if a == nil || a.Signed == nil || a.Spent == nil || a.Signed.Sign() < 0 || a.Spent.Sign() < 0 {
 			return fmt.Errorf("ledger: channel %s: signed and spent must be non-negative amounts", k)

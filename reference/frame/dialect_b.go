@@ -3,6 +3,8 @@ package frame
 import (
 	"encoding/json"
 	"fmt"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // B is the mppx dialect: frames tagged by "mpp", the challenge delivered by
@@ -87,7 +89,7 @@ func (d dialectB) Decode(b []byte, dir Direction) (Frame, error) {
 		f.Data = obj["data"]
 	case KindNeedVoucher:
 		var data map[string]json.RawMessage
-		if err := json.Unmarshal(obj["data"], &data); err != nil {
+		if err := jsonv2.Unmarshal(obj["data"], &data); err != nil {
 			return Frame{}, fmt.Errorf("payment-need-voucher data: %w", err)
 		}
 		if err := needVoucherData.Check(data); err != nil {
@@ -99,7 +101,7 @@ func (d dialectB) Decode(b []byte, dir Direction) (Frame, error) {
 	case KindError:
 		f.Error = str(obj, "message")
 		var status float64
-		_ = json.Unmarshal(obj["status"], &status)
+		_ = jsonv2.Unmarshal(obj["status"], &status)
 		f.Status = int(status)
 	}
 	return f, nil

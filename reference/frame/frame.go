@@ -5,7 +5,10 @@
 //
 // Decoding is strict about what a dialect requires (the tag, the required
 // fields and their JSON types) and lenient about what it allows (unknown extra
-// fields are ignored), because that is how the SDK parsers behave.
+// fields are ignored), because that is how the SDK parsers behave. Member
+// names match exactly, as in serde and JavaScript, and a name repeated
+// anywhere in a frame is an error, so no reader can take a different one
+// of two values than this codec did.
 package frame
 
 import (
@@ -13,6 +16,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Kind is a dialect-neutral frame kind.
@@ -65,7 +70,7 @@ type Frame struct {
 // Text returns the data of a message frame as a string, and whether it was one.
 func (f Frame) Text() (string, bool) {
 	var s string
-	if err := json.Unmarshal(f.Data, &s); err != nil {
+	if err := jsonv2.Unmarshal(f.Data, &s); err != nil {
 		return "", false
 	}
 	return s, true
@@ -166,7 +171,7 @@ func (s Spec) Check(obj map[string]json.RawMessage) error {
 // decodeObject parses b as a JSON object and finds its spec by tag.
 func decodeObject(d Dialect, b []byte, dir Direction) (map[string]json.RawMessage, Spec, error) {
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(b, &obj); err != nil {
+	if err := jsonv2.Unmarshal(b, &obj); err != nil {
 		return nil, Spec{}, fmt.Errorf("not a JSON object: %w", err)
 	}
 	if obj == nil {
@@ -177,7 +182,7 @@ func decodeObject(d Dialect, b []byte, dir Direction) (map[string]json.RawMessag
 		return nil, Spec{}, fmt.Errorf("missing %q discriminator", d.TagKey())
 	}
 	var tag string
-	if err := json.Unmarshal(rawTag, &tag); err != nil {
+	if err := jsonv2.Unmarshal(rawTag, &tag); err != nil {
 		return nil, Spec{}, fmt.Errorf("%q discriminator is %s, want string", d.TagKey(), typeOf(rawTag))
 	}
 	for _, s := range d.Schema() {
@@ -223,6 +228,6 @@ func needVoucherOf(obj map[string]json.RawMessage) NeedVoucher {
 // str reads a field already checked to be a string.
 func str(obj map[string]json.RawMessage, name string) string {
 	var s string
-	_ = json.Unmarshal(obj[name], &s)
+	_ = jsonv2.Unmarshal(obj[name], &s)
 	return s
 }

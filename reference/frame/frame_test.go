@@ -73,6 +73,36 @@ func TestDialectADecodeErrors(t *testing.T) {
 	}
 }
 
+// TestStrictNames: member names match exactly and none may repeat, in
+// either dialect: a case variant is an unknown member, and of two values
+// no reader could agree which counts.
+func TestStrictNames(t *testing.T) {
+	cases := []struct {
+		d    Dialect
+		raw  string
+		dir  Direction
+		want string
+	}{
+		{A, `{"type":"credential","Credential":"Payment x"}`, FromClient, `missing field "credential"`},
+		{A, `{"TYPE":"credential","credential":"Payment x"}`, FromClient, `missing "type"`},
+		{A, `{"type":"credential","credential":"Payment x","credential":"Payment y"}`, FromClient, "duplicate"},
+		{A, `{"type":"message","type":"credential","credential":"Payment x","data":1}`, FromClient, "duplicate"},
+		{A, `{"type":"message","data":{"a":1,"a":2}}`, FromClient, "duplicate"},
+		{A, `{"type":"receipt","receipt":{"spent":"1","spent":"2"}}`, FromServer, "duplicate"},
+		{A, "{\"type\":\"credential\",\"credential\":\"Payment \xff\"}", FromClient, "invalid UTF-8"},
+		{B, `{"mpp":"authorization","Authorization":"Payment x"}`, FromClient, `missing field "authorization"`},
+		{B, `{"mpp":"authorization","authorization":"Payment x","mpp":"authorization"}`, FromClient, "duplicate"},
+		{B, `{"mpp":"payment-need-voucher","data":{"channelId":"a","requiredCumulative":"1","acceptedCumulative":"0","deposit":"9","deposit":"1"}}`, FromServer, "duplicate"},
+		{B, `{"mpp":"payment-need-voucher","data":{"channelId":"a","RequiredCumulative":"1","acceptedCumulative":"0","deposit":"9"}}`, FromServer, `missing field "requiredCumulative"`},
+	}
+	for _, tc := range cases {
+		_, err := tc.d.Decode([]byte(tc.raw), tc.dir)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("dialect %s decode %s: got %v, want error containing %q", tc.d.Name(), tc.raw, err, tc.want)
+		}
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"type":"needVoucher","channelId":"a","requiredCumulative":"1","acceptedCumulative":"0","deposit":"9"}`))
 	f.Add([]byte(`{"type":"credential","credential":"Payment x"}`))

@@ -323,6 +323,7 @@ func TestEncodeDecodeJSON(t *testing.T) {
 		"trailing bits":     "e31",
 		"impossible length": "e30AA",
 		"not JSON":          "bm90IGpzb24",
+		"repeated name":     "eyJhIjoxLCJhIjoyfQ", // {"a":1,"a":2}
 		"empty":             "",
 	}
 	for name, s := range bad {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Credential is the JSON carried in "Authorization: Payment <token>"
@@ -39,8 +41,10 @@ func FormatAuthorization(c Credential) (string, error) {
 // case-insensitively), so other schemes may share the header. The token must
 // be strict unpadded base64url of a JSON object whose challenge echo has a
 // non-empty id, realm, method, intent and request and whose payload is an
-// object. JSON member names are matched exactly: encoding/json alone would
-// also take "ID" for "id", which no other SDK does.
+// object. JSON member names are matched exactly and a name repeated
+// anywhere in the credential is rejected: encoding/json alone would take
+// "ID" for "id" and the last of two "challenge" members, which no other
+// SDK does.
 //
 // Errors are *Problem: malformed-credential, or bad-request (400) when the
 // header holds two Payment credentials, which mpp-go rejects that way and the
@@ -85,7 +89,8 @@ func ParseAuthorization(h string) (Credential, error) {
 const asciiSpace = " \t\n\v\f\r"
 
 // decodeCredential unmarshals the credential JSON with exact, case-sensitive
-// member names and type checks that name the offending field.
+// member names, no repeated name, and type checks that name the offending
+// field.
 func decodeCredential(data []byte) (Credential, error) {
 	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		if !json.Valid(data) {
@@ -94,7 +99,7 @@ func decodeCredential(data []byte) (Credential, error) {
 		return Credential{}, errors.New("credential is not a JSON object")
 	}
 	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
+	if err := jsonv2.Unmarshal(data, &top); err != nil {
 		return Credential{}, fmt.Errorf("invalid JSON: %w", err)
 	}
 	var c Credential
@@ -106,7 +111,7 @@ func decodeCredential(data []byte) (Credential, error) {
 	if !isJSONObject(rawEcho) {
 		return Credential{}, errors.New("challenge is not a JSON object")
 	}
-	if err := json.Unmarshal(rawEcho, &echo); err != nil {
+	if err := jsonv2.Unmarshal(rawEcho, &echo); err != nil {
 		return Credential{}, fmt.Errorf("challenge: %w", err)
 	}
 	for _, f := range [...]struct {
@@ -162,7 +167,7 @@ func stringMember(obj map[string]json.RawMessage, name string, dst *string) erro
 		*dst = string(body)
 		return nil
 	}
-	if err := json.Unmarshal(raw, dst); err != nil {
+	if err := jsonv2.Unmarshal(raw, dst); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil

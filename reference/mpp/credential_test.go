@@ -214,6 +214,13 @@ func TestParseAuthorizationRejects(t *testing.T) {
 		{"null payload", "Payment " + token(`{"challenge":`+echoJSON+`,"payload":null}`), mpp.SlugMalformedCredential, "payload is not a JSON object"},
 		{"string payload", "Payment " + token(`{"challenge":`+echoJSON+`,"payload":"x"}`), mpp.SlugMalformedCredential, "payload is not a JSON object"},
 		{"array payload", "Payment " + token(`{"challenge":`+echoJSON+`,"payload":[{}]}`), mpp.SlugMalformedCredential, "payload is not a JSON object"},
+		// encoding/json would take the last of a repeated name; serde refuses
+		// it and JavaScript's reader could differ from ours, so none passes.
+		{"two challenge members", "Payment " + token(`{"challenge":{},"payload":{},"challenge":`+echoJSON+`}`), mpp.SlugMalformedCredential, "duplicate"},
+		{"repeated echo member", "Payment " + token(`{"challenge":`+strings.Replace(echoJSON, `}`, `,"id":"j"}`, 1)+`,"payload":{}}`), mpp.SlugMalformedCredential, "duplicate"},
+		{"repeated payload member", "Payment " + token(`{"challenge":`+echoJSON+`,"payload":{"a":1,"a":2}}`), mpp.SlugMalformedCredential, "duplicate"},
+		{"payload wrong case", "Payment " + token(`{"challenge":`+echoJSON+`,"Payload":{}}`), mpp.SlugMalformedCredential, "payload missing"},
+		{"invalid UTF-8", "Payment " + token("{\"challenge\":"+echoJSON+",\"payload\":{\"a\":\"\xff\"}}"), mpp.SlugMalformedCredential, "invalid JSON"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

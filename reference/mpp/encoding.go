@@ -11,8 +11,9 @@ package mpp
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/mppws/conformance/reference/jcs"
 )
@@ -37,13 +38,15 @@ func EncodeJSON(v any) (string, error) {
 // DecodeJSON decodes an unpadded base64url string and unmarshals the JSON in
 // it into v. It accepts only the URL-safe alphabet: '=', '+', '/' and
 // whitespace are rejected (Go's decoder would silently skip CR and LF), which
-// is what mpp-go does and what every SDK emits.
+// is what mpp-go does and what every SDK emits. The JSON is read as serde and
+// JavaScript read it: member names match exactly (unknown ones are
+// ignored), and a repeated name or invalid UTF-8 is an error.
 func DecodeJSON(s string, v any) error {
 	data, err := decodeBase64URL(s)
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(data, v); err != nil {
+	if err := jsonv2.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("invalid JSON in base64url value: %w", err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
@@ -68,7 +69,7 @@ func (c *conn) authorization(ctx context.Context, raw string) {
 		Action    string  `json:"action"`
 		ChannelID *string `json:"channelId"`
 	}
-	if json.Unmarshal(cred.Payload, &head) != nil || head.ChannelID == nil || !sessionActions[head.Action] {
+	if jsonv2.Unmarshal(cred.Payload, &head) != nil || head.ChannelID == nil || !sessionActions[head.Action] {
 		c.failWith(ctx, websocket.StatusPolicyViolation, http.StatusBadRequest, "No session credential context available.", "invalid payment message")
 		return
 	}
@@ -276,15 +277,9 @@ func (c *conn) sessionChannel(channelID string, desc *tempo.Descriptor) (tempo.C
 // the deposit the transaction claims to add and answers with the
 // transaction's keccak hash, as a chain would after inclusion.
 func (c *conn) topUp(cred mpp.Credential) (tempo.Hash, string, error) {
-	var p struct {
-		Type              string            `json:"type"`
-		ChannelID         string            `json:"channelId"`
-		Transaction       string            `json:"transaction"`
-		AdditionalDeposit string            `json:"additionalDeposit"`
-		Descriptor        *tempo.Descriptor `json:"descriptor"`
-	}
-	if err := json.Unmarshal(cred.Payload, &p); err != nil {
-		return tempo.Hash{}, "", mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("topUp payload: %v", err))
+	p, err := tempo.DecodeTopUpPayload(cred.Payload)
+	if err != nil {
+		return tempo.Hash{}, "", mpp.NewProblem(mpp.SlugInvalidPayload, err.Error())
 	}
 	ch, err := c.sessionChannel(p.ChannelID, p.Descriptor)
 	if err != nil {
@@ -318,9 +313,9 @@ func (c *conn) topUp(cred mpp.Credential) (tempo.Hash, string, error) {
 // Offline nothing is broadcast: txHash is the keccak hash of the close
 // voucher's signature, a stable stand-in for the settlement transaction.
 func (c *conn) closeChannel(ctx context.Context, cred mpp.Credential) (tempo.Hash, string, *big.Int, error) {
-	var p tempo.VoucherPayload
-	if err := json.Unmarshal(cred.Payload, &p); err != nil {
-		return tempo.Hash{}, "", nil, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("close payload: %v", err))
+	p, err := tempo.DecodeVoucherPayload(cred.Payload)
+	if err != nil {
+		return tempo.Hash{}, "", nil, mpp.NewProblem(mpp.SlugInvalidPayload, "close: "+err.Error())
 	}
 	ch, err := c.sessionChannel(p.ChannelID, p.Descriptor)
 	if err != nil {

@@ -22,10 +22,9 @@ import (
 // store. The first accepted voucher binds the connection to its channel
 // (first is true: the caller starts the stream); later ones fund it.
 func (c *conn) voucher(ctx context.Context, cred mpp.Credential) (first bool, err error) {
-	var p tempo.VoucherPayload
-	dec := json.NewDecoder(strings.NewReader(string(cred.Payload)))
-	if err := dec.Decode(&p); err != nil {
-		return false, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("session payload: %v", err))
+	p, err := tempo.DecodeVoucherPayload(cred.Payload)
+	if err != nil {
+		return false, mpp.NewProblem(mpp.SlugInvalidPayload, err.Error())
 	}
 	switch p.Action {
 	case "voucher":
