@@ -32,6 +32,7 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultDropNonJSON:     {"WS-ROBUST-001"},
 		server.FaultDoubleCharge:    {"WS-VOUCHER-001", "WS-VOUCHER-011"},
 		server.FaultWrongChannel:    {"WS-VOUCHER-009"},
+		server.FaultRacyCharge:      {"WS-VOUCHER-014"},
 	},
 	"b": {
 		server.FaultForgedID:             {"WS-REPLAY-001", "WS-REPLAY-010"},
@@ -50,6 +51,7 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultLongCloseReason:      {"WS-REPLAY-019"},
 		server.FaultMessageBeforeReceipt: {"WS-WIRE-019"},
 		server.FaultCloseReadySpent:      {"WS-VOUCHER-021"},
+		server.FaultRacyCharge:           {"WS-VOUCHER-014"},
 	},
 }
 

@@ -137,6 +137,8 @@ type Session struct {
 	// paidAt: a needVoucher that reports less was queued before it landed.
 	paid   *big.Int
 	paidAt time.Time
+	// after names the refused variant a barrier follows, for failures.
+	after string
 }
 
 // ChannelFilter chooses among the target's fixture channels.
@@ -341,19 +343,6 @@ func (s *Session) finished() bool {
 	}
 }
 
-// SendBad sends a voucher credential the target must refuse. A dialect B
-// target closes the connection on every rejection, so there each one goes
-// on a connection of its own, which must deliver nothing before it closes.
-func (s *Session) SendBad(payload any) {
-	if !s.Target.B() {
-		s.SendPayload(payload)
-		return
-	}
-	t := s.c.Connect(s.Ch)
-	t.SendPayload(payload)
-	t.ExpectNoUnits("a refused voucher on a connection of its own")
-}
-
 // nextAmount is one tick above anything the target may have accepted.
 func (s *Session) nextAmount() *big.Int {
 	return new(big.Int).Add(maxInt(s.acct.signed, s.acct.accepted), s.Tick)
@@ -405,14 +394,14 @@ func (s *Session) read(limit int) (n int, nv frame.NeedVoucher, end streamEnd, l
 			n++
 			s.Delivered++
 			if limit >= 0 && n > limit {
-				s.c.Failf([]string{fmt.Sprintf("exactly %d messages for the voucher of %s, then a needVoucher", limit, s.paid)}, "message %d: %s", n, e)
+				s.c.Failf([]string{fmt.Sprintf("exactly %d messages for the voucher of %s, then a needVoucher", limit, s.paid)}, "message %d: %s%s", n, e, s.afterNote())
 			}
 		case e.IsFrame(frame.KindNeedVoucher) && s.stale(e.Frame.NeedVoucher):
 			// A target that repeats needVoucher every poll (mpp-rs) may have
 			// queued this one before the voucher landed; not for long.
 			if time.Since(s.paidAt) > t.Reply {
 				s.c.Failf([]string{"a needVoucher showing the voucher of " + s.paid.String() + " accepted"},
-					"needVoucher still reports acceptedCumulative %s %s after the voucher was sent: %s", e.Frame.NeedVoucher.AcceptedCumulative, time.Since(s.paidAt).Round(time.Millisecond), e)
+					"needVoucher still reports acceptedCumulative %s %s after the voucher was sent: %s%s", e.Frame.NeedVoucher.AcceptedCumulative, time.Since(s.paidAt).Round(time.Millisecond), e, s.afterNote())
 			}
 			s.T.Note("stale needVoucher ignored: acceptedCumulative below the %s just paid", s.paid)
 		case e.IsFrame(frame.KindNeedVoucher):
@@ -429,6 +418,14 @@ func (s *Session) read(limit int) (n int, nv frame.NeedVoucher, end streamEnd, l
 			s.c.Failf([]string{"message frames, then a needVoucher"}, "%s after %d messages", e, n)
 		}
 	}
+}
+
+// afterNote names the refused variant a barrier follows, if any.
+func (s *Session) afterNote() string {
+	if s.after == "" {
+		return ""
+	}
+	return " (after " + s.after + ", which the target must have taken)"
 }
 
 // ReadUntilNeedVoucher takes messages until a needVoucher and returns how
@@ -467,7 +464,7 @@ func (s *Session) checkNeedVoucher(nv frame.NeedVoucher, accepted *big.Int) {
 	dep, err3 := tempo.ParseAmount(nv.Deposit, p)
 	c.Check(err1 == nil && err2 == nil && err3 == nil, "needVoucher amounts as decimal strings", "%+v", nv)
 	c.Check(strings.EqualFold(nv.ChannelID, s.Ch.ID.String()), "needVoucher for the paying channel "+s.Ch.ID.String(), "channelId %s", nv.ChannelID)
-	c.Check(acc.Cmp(accepted) == 0, "acceptedCumulative "+accepted.String()+" (the voucher just paid)", "acceptedCumulative %s", acc)
+	c.Check(acc.Cmp(accepted) == 0, "acceptedCumulative "+accepted.String()+" (the voucher just paid)", "acceptedCumulative %s%s", acc, s.afterNote())
 	c.Check(dep.Cmp(s.Ch.Deposit) == 0, "deposit "+s.Ch.Deposit.String()+" (the fixture channel's)", "deposit %s", dep)
 	spent := new(big.Int).Sub(req, s.Tick)
 	c.Check(spent.Cmp(acc) <= 0 && new(big.Int).Sub(acc, spent).Cmp(s.Tick) < 0,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/reference/tempo"
 )
 
@@ -106,20 +107,91 @@ func voucherPayloadFor(s *Session, id tempo.Hash, amount, sig string) tempo.Vouc
 	return p
 }
 
-// stillPays proves that the channel and the connection still work after a
-// refused voucher: a correct voucher for k more ticks buys exactly what it
-// adds over the known spent amount (k ticks, plus any amount the suite
-// signed for a voucher the target refused, which PayUnits stays above).
-//
-// A dialect B target ends the connection on a rejected voucher; the
-// channel must then pay on a new connection.
-func stillPays(s *Session, k int) {
-	if s.finished() {
-		s = s.c.OpenSession(only(s.Ch))
+// Refuse sends a voucher payload the target must refuse and proves, with
+// no silence window, that it bought nothing: a valid voucher for one tick
+// over the accepted amount follows at once and must buy exactly one message
+// and a needVoucher showing it accepted. A variant taken anyway shows as
+// more messages, another acceptedCumulative, or the valid voucher refused,
+// and the failure names the variant. So that it shows, a variant's amount
+// is at most the accepted one or at least two ticks above it (badAmount).
+// In dialect B, where a refusal closes the connection, the variant goes on
+// a connection of its own. Refuse returns the session to go on with.
+func (s *Session) Refuse(variant string, payload any) *Session {
+	if !s.Target.B() {
+		return s.RefuseHere(variant, payload)
 	}
-	paid := s.PayUnits(k)
-	s.ExpectUnits(unitsBetween(s, paid, s.acct.spent), paid)
+	c := s.c
+	t := c.Connect(s.Ch)
+	t.SendPayload(payload)
+	e, o := t.Expect(c.r.t.Reply, []Outcome{ErrorFrame, Closed, ReceiptFrame}, []Outcome{DataFrame, NeedVoucher})
+	if o.Name == ReceiptFrame.Name {
+		// Only an idempotent retry of the accepted voucher may be
+		// acknowledged, and it must buy nothing.
+		var r mpp.SessionReceipt
+		_ = json.Unmarshal(e.Frame.Receipt, &r)
+		c.Check(r.AcceptedCumulative == s.acct.accepted.String(), "a refusal of "+variant+" (payment-error), or for a retry of the accepted voucher a receipt with acceptedCumulative "+s.acct.accepted.String(),
+			"payment-receipt with acceptedCumulative %q: the target took %s", r.AcceptedCumulative, variant)
+		t.CloseNormally()
+		for ev, ok := t.Next(0); ok; ev, ok = t.Next(0) {
+			c.Check(!ev.IsFrame(frame.KindMessage), "no data for "+variant, "%s", ev)
+		}
+	}
+	c.Observe("%s: %s", variant, e)
+	return s.barrier(variant, false)
 }
+
+// RefuseHere is Refuse with the variant sent on s itself in either dialect:
+// for a voucher whose fault is only that it does not belong to this stream.
+func (s *Session) RefuseHere(variant string, payload any) *Session {
+	s.SendPayload(payload)
+	return s.barrier(variant, true)
+}
+
+// barrier pays one tick over the accepted amount on s and expects exactly
+// one message, then a needVoucher showing that voucher accepted. When the
+// variant went on s (refused), one refusal frame and the close of s are
+// allowed before; the channel then pays on a new connection.
+func (s *Session) barrier(variant string, here bool) *Session {
+	c := s.c
+	g := plusTicks(s, s.acct.accepted, 1)
+	s.Send(s.Voucher(g))
+	s.paid, s.paidAt = g, time.Now()
+	s.after = variant
+	defer func() { s.after = "" }()
+	n, refusals := 0, 0
+	for {
+		m, nv, end, e := s.read(1 - n)
+		n += m
+		switch end {
+		case endNeedVoucher:
+			c.Check(n == 1, "exactly 1 message for the valid voucher of "+g.String()+" sent after "+variant, "%d messages, then %s", n, e)
+			s.checkNeedVoucher(nv, g)
+			return s
+		case endStream:
+			s.mustContinue(end, e, n)
+		}
+		switch {
+		case here && e.Closed && n == 0:
+			// The target closed the connection on the refusal: the channel
+			// must still pay, on a new connection.
+			c.Observe("%s: %s", variant, e)
+			return c.Connect(s.Ch).barrier(variant, false)
+		case e.Closed:
+			c.Failf([]string{"a needVoucher after exactly 1 message for the valid voucher of " + g.String() + " sent after " + variant}, "%s after %d messages", e, n)
+		case !here || refusals > 0:
+			// One refusal frame is the variant's; another is the valid voucher's.
+			c.Failf([]string{"the valid voucher of " + g.String() + " accepted after " + variant + " was refused"},
+				"%s: the valid voucher was refused, so the target must have taken %s", e, variant)
+		}
+		refusals++
+		c.Observe("%s: %s", variant, e)
+	}
+}
+
+// badAmount is the amount a refused variant carries when it goes above the
+// accepted one: two ticks over it, so that a variant taken anyway makes the
+// one-tick barrier voucher after it decrease.
+func badAmount(s *Session) *big.Int { return plusTicks(s, s.acct.accepted, 2) }
 
 // meter counts what several connections metering one channel deliver
 // together, reading them in turn. A voucher accepted on one connection may
@@ -342,88 +414,66 @@ func voucherCases(g *registry) {
 		s := c.OpenSession(AnyChannel)
 		accepted := new(big.Int).Set(s.acct.accepted)
 		// Signatures are deterministic: this is the accepted voucher, byte for byte.
-		s.Send(s.Voucher(accepted))
-		s.ExpectNoUnits("voucher equal to acceptedCumulative " + accepted.String())
-		stillPays(s, 1)
+		s.Refuse("the voucher equal to acceptedCumulative "+accepted.String(), s.Voucher(accepted))
 	})
 
 	g.Case("WS-VOUCHER-006", func(c *C) {
 		s := c.OpenSession(AnyChannel)
 		accepted := new(big.Int).Set(s.acct.accepted)
-		var sent []string
 		for _, lower := range []*big.Int{new(big.Int).Sub(accepted, big.NewInt(1)), new(big.Int).Sub(accepted, s.Tick)} {
-			if lower.Sign() < 0 || (len(sent) > 0 && sent[0] == lower.String()) {
-				continue
+			if lower.Sign() >= 0 {
+				s = s.Refuse(fmt.Sprintf("the voucher of %s below acceptedCumulative %s", lower, accepted), s.Voucher(lower))
 			}
-			s.SendBad(s.Voucher(lower))
-			sent = append(sent, lower.String())
 		}
-		s.ExpectNoUnits(fmt.Sprintf("vouchers of %s below acceptedCumulative %s", strings.Join(sent, " and "), accepted))
-		stillPays(s, 1)
 	})
 
 	g.Case("WS-VOUCHER-007", func(c *C) {
 		s := c.OpenSession(AnyChannel)
 		over, p := overDeposit(s)
-		s.Send(p)
-		s.ExpectNoUnits(fmt.Sprintf("voucher of %s over the deposit %s", over, s.Ch.Deposit))
-		stillPays(s, 1)
+		s.Refuse(fmt.Sprintf("the voucher of %s over the deposit %s", over, s.Ch.Deposit), p)
 	})
 
 	g.Case("WS-VOUCHER-008", func(c *C) {
 		s := c.OpenSession(AnyChannel)
 		key := voucherKeyOutside(c, s.Ch.Signer(), s.Ch.Payer)
-		amount := plusTicks(s, s.acct.accepted, 1)
-		s.Send(s.VoucherSignedBy(amount, key, s.Ch.Domain(), s.Ch.ID))
-		s.ExpectNoUnits(fmt.Sprintf("voucher of %s signed by %s (channel signer %s)", amount, tempo.AddressOf(key.PubKey()), s.Ch.Signer()))
-		stillPays(s, 2)
+		amount := badAmount(s)
+		s.Refuse(fmt.Sprintf("the voucher of %s signed by %s (channel signer %s)", amount, tempo.AddressOf(key.PubKey()), s.Ch.Signer()),
+			s.VoucherSignedBy(amount, key, s.Ch.Domain(), s.Ch.ID))
 	})
 
 	g.Case("WS-VOUCHER-009", func(c *C) {
 		s := c.OpenSession(AnyChannel)
-		var other *fixtures.Channel
-		for _, ch := range c.TargetFor(NeedsSession).Channels {
-			if ch.ID != s.Ch.ID {
-				other = &ch
-				break
-			}
-		}
-		if other == nil {
-			c.NotApplicable("the target has only one fixture channel; a second one is needed to pay with the wrong channel")
-		}
-		// A voucher valid in every respect for the other channel: a target
-		// may credit that channel, so it goes through that channel's account.
-		o := &Session{Conn: s.Conn, Ch: *other, Tick: s.Tick, acct: c.r.wallet.account(other.ID)}
+		// The second leased channel (catalogue: Channels 2). A voucher valid
+		// in every respect for it: a target may credit that channel, so it
+		// goes through that channel's account.
+		other := c.leased()[1]
+		o := &Session{Conn: s.Conn, Ch: other, Tick: s.Tick, acct: c.r.wallet.account(other.ID)}
 		amount := o.nextAmount()
-		o.Send(o.Voucher(amount))
-		s.ExpectNoUnits(fmt.Sprintf("voucher of %s for channel %s on a stream metering %s", amount, other.ID, s.Ch.ID))
-		stillPays(s, 1)
+		s.RefuseHere(fmt.Sprintf("a voucher of %s for channel %s on a stream metering %s", amount, other.ID, s.Ch.ID), o.Voucher(amount))
 	})
 
 	g.Case("WS-VOUCHER-010", func(c *C) {
 		s := c.OpenSession(AnyChannel)
-		amount := plusTicks(s, s.acct.accepted, 1)
-		// Recorded as signed: a lenient verifier may take some of these forms.
-		good := s.Voucher(amount)
-		sig, err := tempo.ParseSignature(good.Signature)
-		c.Check(err == nil, "a signature the suite can parse", "%v", err)
-		variants := []struct{ name, sig string }{
-			{"64 bytes (r‖s, no v)", tempo.FormatSignature(sig[:64])},
-			{"v=0", withV(sig, 0)},
-			{"v=1", withV(sig, 1)},
-			{"v=29", withV(sig, 29)},
-			{"high-s (N-s, v flipped)", highS(sig)},
-			{"not hex", good.Signature[:2] + "zz" + good.Signature[4:]},
+		variants := []struct {
+			name   string
+			mangle func(sig []byte, text string) string
+		}{
+			{"64 bytes (r‖s, no v)", func(sig []byte, _ string) string { return tempo.FormatSignature(sig[:64]) }},
+			{"v=0", func(sig []byte, _ string) string { return withV(sig, 0) }},
+			{"v=1", func(sig []byte, _ string) string { return withV(sig, 1) }},
+			{"v=29", func(sig []byte, _ string) string { return withV(sig, 29) }},
+			{"high-s (N-s, v flipped)", func(sig []byte, _ string) string { return highS(sig) }},
+			{"not hex", func(_ []byte, text string) string { return text[:2] + "zz" + text[4:] }},
 		}
-		var names []string
 		for _, v := range variants {
-			p := good
-			p.Signature = v.sig
-			s.SendBad(p)
-			names = append(names, v.name)
+			amount := badAmount(s)
+			// Recorded as signed: a lenient verifier may take this form.
+			p := s.Voucher(amount)
+			sig, err := tempo.ParseSignature(p.Signature)
+			c.Check(err == nil, "a signature the suite can parse", "%v", err)
+			p.Signature = v.mangle(sig, p.Signature)
+			s = s.Refuse(fmt.Sprintf("the voucher of %s with a %s signature", amount, v.name), p)
 		}
-		s.ExpectNoUnits(fmt.Sprintf("vouchers of %s with signatures %s", amount, strings.Join(names, ", ")))
-		stillPays(s, 2)
 	})
 
 	g.Case("WS-VOUCHER-011", func(c *C) {
@@ -557,10 +607,11 @@ func voucherCases(g *registry) {
 		t := c.Connect(s.Ch)
 		over, p := overDeposit(s)
 		t.Send(p)
-		t.ExpectNoUnits(fmt.Sprintf("opening voucher of %s over the deposit %s", over, s.Ch.Deposit))
+		what := fmt.Sprintf("the opening voucher of %s over the deposit %s", over, s.Ch.Deposit)
+		t.ExpectNoUnits(what)
 		// The channel still pays, and the refused connection, which opened
 		// no stream, takes no part in it.
-		stillPays(s, 1)
+		s.barrier(what, false)
 	})
 
 	g.Case("WS-VOUCHER-016", func(c *C) {
@@ -580,10 +631,11 @@ func voucherCases(g *registry) {
 		}
 		t := c.Connect(s.Ch)
 		t.Send(p)
-		t.ExpectNoUnits("opening voucher for unknown channel " + unknown.ID.String())
+		what := "the opening voucher for unknown channel " + unknown.ID.String()
+		t.ExpectNoUnits(what)
 		// The channel still pays, and the refused connection, which opened
 		// no stream, takes no part in it.
-		stillPays(s, 1)
+		s.barrier(what, false)
 	})
 
 	g.Case("WS-VOUCHER-017", func(c *C) {
@@ -595,7 +647,7 @@ func voucherCases(g *registry) {
 			p    tempo.VoucherPayload
 		}{
 			{"voucher equal to acceptedCumulative", s.Voucher(new(big.Int).Set(s.acct.accepted))},
-			{"voucher from the wrong signer", s.VoucherSignedBy(plusTicks(s, s.acct.accepted, 1), other, s.Ch.Domain(), s.Ch.ID)},
+			{"voucher from the wrong signer", s.VoucherSignedBy(badAmount(s), other, s.Ch.Domain(), s.Ch.ID)},
 			{"voucher over the deposit", overPayload},
 		}
 		for _, r := range rejected {
@@ -607,33 +659,32 @@ func voucherCases(g *registry) {
 
 	g.Case("WS-VOUCHER-018", func(c *C) {
 		s := c.OpenSession(AnyChannel)
-		amount := plusTicks(s, s.acct.accepted, 1)
-		// Signed over the amount each form spells, so a lenient parser would
-		// find a valid voucher; recorded as signed for the same reason.
-		good := s.Voucher(amount)
-		forms := []string{"-1", "+" + amount.String(), exponentForm(amount), " " + amount.String(), "0x" + amount.Text(16)}
-		for _, f := range forms {
-			p := good
-			p.CumulativeAmount = f
-			s.SendBad(p)
+		forms := []func(*big.Int) string{
+			func(*big.Int) string { return "-1" },
+			func(a *big.Int) string { return "+" + a.String() },
+			exponentForm,
+			func(a *big.Int) string { return " " + a.String() },
+			func(a *big.Int) string { return "0x" + a.Text(16) },
 		}
-		raw, err := json.Marshal(good)
+		for _, form := range forms {
+			// Signed over the amount the form spells, so a lenient parser
+			// finds a valid voucher; recorded as signed for the same reason.
+			amount := badAmount(s)
+			p := s.Voucher(amount)
+			p.CumulativeAmount = form(amount)
+			s = s.Refuse(fmt.Sprintf("cumulativeAmount %s (for %s)", strconv.Quote(p.CumulativeAmount), amount), p)
+		}
+		amount := badAmount(s)
+		raw, err := json.Marshal(s.Voucher(amount))
 		c.Check(err == nil, "a payload the suite can encode", "%v", err)
 		var number map[string]any
 		c.Check(json.Unmarshal(raw, &number) == nil, "a payload object", "%s", raw)
 		number["cumulativeAmount"] = json.Number(amount.String())
-		s.SendBad(number)
-		var quoted []string
-		for _, f := range forms {
-			quoted = append(quoted, strconv.Quote(f))
-		}
-		s.ExpectNoUnits(fmt.Sprintf("cumulativeAmount as %s and as the JSON number %s", strings.Join(quoted, ", "), amount))
-		stillPays(s, 2)
+		s.Refuse("cumulativeAmount as the JSON number "+amount.String(), number)
 	})
 
 	g.Case("WS-VOUCHER-019", func(c *C) {
 		s := c.OpenSession(AnyChannel)
-		amount := plusTicks(s, s.acct.accepted, 1)
 		right := s.Ch.Domain()
 		chain := right
 		chain.ChainID = 42431
@@ -655,13 +706,10 @@ func voucherCases(g *registry) {
 			{fmt.Sprintf("verifyingContract %s (channel's %s)", escrow.VerifyingContract, right.VerifyingContract), escrow},
 			{fmt.Sprintf("the %s domain name (channel is %s)", proto.Protocol, right.Protocol), proto},
 		}
-		var whats []string
 		for _, d := range domains {
-			s.SendBad(s.VoucherSignedBy(amount, s.Ch.SignerKey, d.d, s.Ch.ID))
-			whats = append(whats, d.what)
+			amount := badAmount(s)
+			s = s.Refuse(fmt.Sprintf("the voucher of %s signed by the channel signer over %s", amount, d.what), s.VoucherSignedBy(amount, s.Ch.SignerKey, d.d, s.Ch.ID))
 		}
-		s.ExpectNoUnits(fmt.Sprintf("vouchers of %s signed by the channel signer over %s", amount, strings.Join(whats, "; ")))
-		stillPays(s, 2)
 	})
 
 	g.Case("WS-VOUCHER-020", func(c *C) {
@@ -670,10 +718,9 @@ func voucherCases(g *registry) {
 		if !ok || s.Ch.Payer == s.Ch.Signer() {
 			c.NotApplicable("the payer %s of delegated channel %s has no public test key the suite knows", s.Ch.Payer, s.Ch.Name)
 		}
-		amount := plusTicks(s, s.acct.accepted, 1)
-		s.Send(s.VoucherSignedBy(amount, payer, s.Ch.Domain(), s.Ch.ID))
-		s.ExpectNoUnits(fmt.Sprintf("voucher of %s signed by the payer %s (authorizedSigner %s)", amount, s.Ch.Payer, s.Ch.AuthorizedSigner))
-		// The authorized signer pays.
-		stillPays(s, 2)
+		amount := badAmount(s)
+		// The barrier after the refusal is the authorized signer paying.
+		s.Refuse(fmt.Sprintf("the voucher of %s signed by the payer %s (authorizedSigner %s)", amount, s.Ch.Payer, s.Ch.AuthorizedSigner),
+			s.VoucherSignedBy(amount, payer, s.Ch.Domain(), s.Ch.ID))
 	})
 }

@@ -57,12 +57,16 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	expectFail := fs.String("expect-fail", "", "file of case IDs expected to fail (one per line, # comments); a listed case that passes fails the run")
 	strict := fs.Bool("strict", false, "count SHOULD cases: their failures fail the run")
 	scale := fs.Float64("timeout-scale", 1, "multiply every timeout, for slow targets")
+	parallel := fs.Int("parallel", 4, "cases that may run at once, each on its own connections and fixture channels (1: one at a time)")
 	secret := fs.String("secret", "", "the target's challenge HMAC secret, to check challenge ids (WS-WIRE-005)")
 	channels := fs.String("channels", "", "fixture channels JSON file the suite pays from (default: the embedded fixtures/channels.json)")
 	dialect := fs.String("dialect", "auto", "target dialect: auto (detect), a (mpp-rs) or b (mppx); with no target, b runs the embedded reference in dialect B")
 	mutant := fs.String("mutant", "", "with no target: run the embedded reference with this known defect, to watch the suite fail ("+faultNames()+")")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *parallel < 1 {
+		return usagef("--parallel %d: want at least 1", *parallel)
 	}
 	if *list {
 		printCatalogue(stdout)
@@ -81,7 +85,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := suite.Config{
 		Targets: targets, Dialect: *dialect, Secret: *secret, TimeoutScale: *scale,
-		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout,
+		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout, Parallel: *parallel,
 		TargetLabel: strings.Join(targets, " "), NoColor: !isTerminal(os.Stdout),
 	}
 	if *channels != "" {

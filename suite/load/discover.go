@@ -1,0 +1,191 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/mppws/conformance/fixtures"
+	refclient "github.com/mppws/conformance/reference/client"
+	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/reference/tempo"
+	"github.com/mppws/conformance/suite/connect"
+)
+
+// challengeWait is how long a dialect A target may take to send its
+// challenge after the upgrade; dialect B targets stay silent.
+const challengeWait = 3 * time.Second
+
+// offer is what the target sells, learned from its first challenge.
+type offer struct {
+	dialect  frame.Dialect
+	tick     *big.Int
+	channels []fixtures.Channel // the fixture channels that can pay it
+}
+
+// discover connects once to learn the target's dialect (unless given) and
+// its session offer, and picks the fixture channels that can pay it.
+func (r *runner) discover(ctx context.Context) (offer, error) {
+	var (
+		ch  mpp.Challenge
+		err error
+		o   offer
+	)
+	if r.cfg.Dialect == nil || r.cfg.Dialect.Name() == frame.A.Name() {
+		ch, err = r.firstChallenge(ctx)
+		var silent errSilent
+		switch {
+		case err == nil:
+			o.dialect = frame.A
+		case r.cfg.Dialect != nil || !errors.As(err, &silent):
+			return offer{}, err
+		}
+	}
+	if o.dialect == nil {
+		if ch, err = r.probe(ctx); err != nil {
+			if r.cfg.Dialect == nil {
+				return offer{}, fmt.Errorf("no challenge frame within %s of the upgrade (dialect A), and the probe failed (dialect B): %w", challengeWait, err)
+			}
+			return offer{}, err
+		}
+		o.dialect = frame.B
+	}
+	if ch.Method != "tempo" || ch.Intent != "session" {
+		return offer{}, fmt.Errorf("the target sells %s/%s; load pays tempo/session streams", ch.Method, ch.Intent)
+	}
+	var req tempo.SessionRequest
+	if err := mpp.DecodeJSON(ch.Request, &req); err != nil {
+		return offer{}, fmt.Errorf("session request: %w", err)
+	}
+	for _, fc := range r.cfg.Channels {
+		if _, err := refclient.Pick([]fixtures.Channel{fc}, req, ""); err == nil {
+			o.channels = append(o.channels, fc)
+		}
+	}
+	if len(o.channels) == 0 {
+		_, err := refclient.Pick(r.cfg.Channels, req, "")
+		return offer{}, err
+	}
+	o.tick, err = tempo.ParseAmount(req.Amount, o.channels[0].Protocol)
+	if err != nil || o.tick.Sign() == 0 {
+		return offer{}, fmt.Errorf("request amount %q: want a positive tick cost", req.Amount)
+	}
+	return o, nil
+}
+
+// errSilent is a target that sent no challenge frame after the upgrade.
+type errSilent struct{ err error }
+
+func (e errSilent) Error() string { return e.err.Error() }
+
+// firstChallenge dials and reads the dialect A challenge frame.
+func (r *runner) firstChallenge(ctx context.Context) (mpp.Challenge, error) {
+	ws, err := r.dial(ctx)
+	if err != nil {
+		return mpp.Challenge{}, err
+	}
+	defer ws.CloseNow()
+	rctx, cancel := context.WithTimeout(ctx, challengeWait)
+	defer cancel()
+	_, b, err := ws.Read(rctx)
+	if err != nil {
+		return mpp.Challenge{}, errSilent{fmt.Errorf("no challenge frame: %w", err)}
+	}
+	f, err := frame.A.Decode(b, frame.FromServer)
+	if err != nil || f.Kind != frame.KindChallenge {
+		return mpp.Challenge{}, errSilent{fmt.Errorf("first frame is not a dialect A challenge: %.200s", b)}
+	}
+	return parseChallenge(f.Challenge)
+}
+
+func parseChallenge(raw json.RawMessage) (mpp.Challenge, error) {
+	var c mpp.Challenge
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return mpp.Challenge{}, fmt.Errorf("challenge object: %w", err)
+	}
+	if c.ID == "" || c.Request == "" {
+		return mpp.Challenge{}, fmt.Errorf("challenge lacks id or request: %.200s", raw)
+	}
+	return c, nil
+}
+
+// dial opens a WebSocket to the target with the connection options.
+func (r *runner) dial(ctx context.Context) (*websocket.Conn, error) {
+	ws, resp, err := websocket.Dial(ctx, r.cfg.URL, r.cfg.Dialer.DialOptions())
+	if err != nil {
+		if resp != nil {
+			return nil, httpStatusError{resp.StatusCode, err}
+		}
+		return nil, fmt.Errorf("connect to %s: %w", r.cfg.URL, connect.Explain(err))
+	}
+	ws.SetReadLimit(1 << 20)
+	return ws, nil
+}
+
+// httpStatusError is an upgrade answered with another HTTP status.
+type httpStatusError struct {
+	status int
+	err    error
+}
+
+func (e httpStatusError) Error() string {
+	return fmt.Sprintf("upgrade answered HTTP %d: %v", e.status, e.err)
+}
+
+// probe GETs the socket URL's http twin, which must answer 402 with a
+// tempo/session challenge (dialect B).
+func (r *runner) probe(ctx context.Context) (mpp.Challenge, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.probeURL, nil)
+	if err != nil {
+		return mpp.Challenge{}, fmt.Errorf("probe: %w", err)
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return mpp.Challenge{}, fmt.Errorf("probe: %w", connect.Explain(err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPaymentRequired {
+		return mpp.Challenge{}, httpStatusError{resp.StatusCode, fmt.Errorf("probe GET %s: want 402", r.probeURL)}
+	}
+	for _, h := range resp.Header.Values("WWW-Authenticate") {
+		chs, err := mpp.ParseChallenges(h)
+		if err != nil {
+			continue
+		}
+		for _, c := range chs {
+			if c.Method == "tempo" && c.Intent == "session" {
+				return c, nil
+			}
+		}
+	}
+	return mpp.Challenge{}, fmt.Errorf("probe GET %s: 402 without a tempo/session Payment challenge", r.probeURL)
+}
+
+// probeURL is the http(s) twin of a ws(s) URL.
+func probeURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("url %q: %w", s, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	default:
+		return "", fmt.Errorf("url %q: want ws:// or wss://", s)
+	}
+	u.Fragment = ""
+	return u.String(), nil
+}
