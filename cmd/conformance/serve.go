@@ -27,6 +27,8 @@ type serverFlags struct {
 	messages                                         int
 	tick                                             string
 	ttl, handshake, voucherWait                      time.Duration
+	requestTimeout, idleTimeout                      time.Duration
+	maxConns, maxConnsPerAddr                        int
 	maxFrame                                         int64
 	pinAmount, digitData                             bool
 }
@@ -49,6 +51,10 @@ func (f *serverFlags) register(fs interface {
 	fs.DurationVar(&f.handshake, "handshake-timeout", 30*time.Second, "close a connection that has not paid within this time")
 	fs.DurationVar(&f.voucherWait, "voucher-timeout", 60*time.Second, "close a stream that waited this long for a voucher")
 	fs.Int64Var(&f.maxFrame, "max-frame-bytes", 32<<10, "largest client frame; larger ones close with 1009")
+	fs.DurationVar(&f.requestTimeout, "request-timeout", 10*time.Second, "drop an HTTP request (headers and body, upgrades included) not received within this time")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", 30*time.Second, "close a keep-alive HTTP connection idle this long")
+	fs.IntVar(&f.maxConns, "max-conns", 4096, "connections open at once; one more is answered 503")
+	fs.IntVar(&f.maxConnsPerAddr, "max-conns-per-addr", 256, "connections open at once from one IP address; one more is answered 503")
 	fs.StringVar(&f.fault, "fault", "", "inject a known defect (a mutant), for demonstrating the suite; known: "+faultNames())
 	fs.StringVar(&f.dialect, "dialect", "a", "WebSocket dialect: a (mpp-rs, in-band challenge) or b (mppx: HTTP 402 probe on the same URL, signed close; needs --intent session)")
 	fs.BoolVar(&f.digitData, "digit-data", false, "send message data and charge receipt references as digit strings (\"17\"), a target shape that tests type checks")
@@ -64,8 +70,11 @@ func (f *serverFlags) config() (server.Config, error) {
 	if f.messages < 0 {
 		return server.Config{}, usagef("--messages %d: must not be negative", f.messages)
 	}
-	if f.ttl <= 0 || f.handshake <= 0 || f.voucherWait <= 0 {
+	if f.ttl <= 0 || f.handshake <= 0 || f.voucherWait <= 0 || f.requestTimeout <= 0 || f.idleTimeout <= 0 {
 		return server.Config{}, usagef("durations must be positive")
+	}
+	if f.maxConns <= 0 || f.maxConnsPerAddr <= 0 {
+		return server.Config{}, usagef("--max-conns and --max-conns-per-addr must be positive")
 	}
 	chs := fixtures.Default()
 	if f.channels != "" {
@@ -114,9 +123,13 @@ func (f *serverFlags) config() (server.Config, error) {
 		PinAmount:    f.pinAmount,
 		DigitData:    f.digitData,
 		Limits: server.Limits{
-			MaxFrameBytes:    f.maxFrame,
-			HandshakeTimeout: f.handshake,
-			VoucherTimeout:   f.voucherWait,
+			MaxFrameBytes:         f.maxFrame,
+			HandshakeTimeout:      f.handshake,
+			VoucherTimeout:        f.voucherWait,
+			RequestTimeout:        f.requestTimeout,
+			IdleTimeout:           f.idleTimeout,
+			MaxConnections:        f.maxConns,
+			MaxConnectionsPerAddr: f.maxConnsPerAddr,
 		},
 	}, nil
 }
@@ -148,12 +161,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return setupError{fmt.Errorf("listen on %s: %w", *addr, err)}
 	}
+	hs, capped, err := server.NewHTTP(srv, ln, cfg.Limits)
+	if err != nil {
+		ln.Close()
+		return usageError{err}
+	}
 	// The URL comes first, alone on its line, so scripts can read it.
 	fmt.Fprintf(stdout, "ws://%s/\n", ln.Addr())
 	fmt.Fprintf(stderr, "reference server: dialect %s, intent %s, %d messages at tick %s, challenge TTL %s\n", cfg.Dialect.Name(), cfg.Intent, cfg.Messages, cfg.Tick, cfg.ChallengeTTL)
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(capped) }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

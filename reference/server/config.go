@@ -73,7 +73,10 @@ type Config struct {
 	Fault Fault
 }
 
-// Limits bound per-connection resources.
+// Limits bound what one peer, or many, can make the server hold. The first
+// six bound a WebSocket connection (Server); the last four bound the HTTP
+// side and the number of connections (NewHTTP), so that no idle or slow
+// peer holds a socket for free.
 type Limits struct {
 	// MaxFrameBytes is the largest client frame read; a larger one closes the
 	// connection with 1009. Default 32 KiB: two 16 KiB credential tokens.
@@ -93,8 +96,23 @@ type Limits struct {
 	// one. Default 60s (session spec: SHOULD close after e.g. 60 s).
 	VoucherTimeout time.Duration
 	// WriteTimeout bounds every frame write, so a peer that stops reading
-	// cannot hold the server. Default 10s.
+	// cannot hold the server. Default 10s. It also bounds writing a plain
+	// HTTP response.
 	WriteTimeout time.Duration
+	// RequestTimeout is how long a plain HTTP request (headers and body,
+	// the upgrade request included) may take to arrive. Default 10s.
+	RequestTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request. Default 30s.
+	IdleTimeout time.Duration
+	// MaxConnections caps the connections open at once, HTTP and WebSocket
+	// alike; one more is answered 503 and closed. Default 4096, well under
+	// a common 10,000+ file limit.
+	MaxConnections int
+	// MaxConnectionsPerAddr caps the connections open at once from one
+	// remote IP address, answered like MaxConnections. Default 256: room
+	// for the suite's 100 concurrent flows from one host.
+	MaxConnectionsPerAddr int
 }
 
 func (c *Config) setDefaults() {
@@ -128,7 +146,10 @@ func (c *Config) setDefaults() {
 	if c.Dialect == nil {
 		c.Dialect = frame.A
 	}
-	l := &c.Limits
+	c.Limits.setDefaults()
+}
+
+func (l *Limits) setDefaults() {
 	if l.MaxFrameBytes == 0 {
 		l.MaxFrameBytes = 32 << 10
 	}
@@ -146,6 +167,18 @@ func (c *Config) setDefaults() {
 	}
 	if l.WriteTimeout == 0 {
 		l.WriteTimeout = 10 * time.Second
+	}
+	if l.RequestTimeout == 0 {
+		l.RequestTimeout = 10 * time.Second
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = 30 * time.Second
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = 4096
+	}
+	if l.MaxConnectionsPerAddr == 0 {
+		l.MaxConnectionsPerAddr = 256
 	}
 }
 
@@ -169,10 +202,8 @@ func (c *Config) validate() error {
 	if !c.Protocol.Valid() {
 		errs = append(errs, fmt.Errorf("session protocol %q: want v1 or v2", c.Protocol))
 	}
-	l := c.Limits
-	if l.MaxFrameBytes < 1024 || l.MaxPendingCredentials < 1 || l.MaxRejected < 1 ||
-		l.HandshakeTimeout < 0 || l.VoucherTimeout < 0 || l.WriteTimeout < 0 {
-		errs = append(errs, fmt.Errorf("limits %+v: frame size must be at least 1024 bytes, counts at least 1, timeouts positive", l))
+	if err := c.Limits.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Dialect.Name() == frame.B.Name() && c.Intent != IntentSession {
 		errs = append(errs, fmt.Errorf("dialect B sells sessions only, not %q", c.Intent))
@@ -181,6 +212,16 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("fault %q: unknown", c.Fault))
 	}
 	return errors.Join(errs...)
+}
+
+func (l Limits) validate() error {
+	if l.MaxFrameBytes < 1024 || l.MaxPendingCredentials < 1 || l.MaxRejected < 1 ||
+		l.MaxConnections < 1 || l.MaxConnectionsPerAddr < 1 ||
+		l.HandshakeTimeout < 0 || l.VoucherTimeout < 0 || l.WriteTimeout < 0 ||
+		l.RequestTimeout < 0 || l.IdleTimeout < 0 {
+		return fmt.Errorf("limits %+v: frame size must be at least 1024 bytes, counts at least 1, timeouts positive", l)
+	}
+	return nil
 }
 
 // Offer is what a session challenge sells: the terms every accepted channel

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -54,10 +56,11 @@ type conn struct {
 	// a per-write context would cost an allocation and a timer per frame.
 	writeMu  sync.Mutex
 	watchdog *time.Timer
+	timedOut atomic.Bool // the watchdog fired: the cause of a failed write
 
 	mu      sync.Mutex // guards the fields below
 	state   connState
-	outcome string // for the log: how the connection ended
+	outcome string // for the log: the first cause of the connection's end
 }
 
 type connState struct {
@@ -88,11 +91,11 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 		creds:   make(chan string, s.cfg.Limits.MaxPendingCredentials),
 		paid:    make(chan struct{}, 1),
 		free:    make(chan struct{}, 1),
-		outcome: "peer closed",
 	}
 	// A write that outlasts WriteTimeout means the peer stopped reading:
 	// drop the connection, which fails the blocked write.
 	c.watchdog = time.AfterFunc(time.Hour, func() {
+		c.timedOut.Store(true)
 		c.setOutcome(fmt.Sprintf("write timeout after %s: peer stopped reading", s.cfg.Limits.WriteTimeout))
 		c.ws.CloseNow()
 	})
@@ -113,8 +116,16 @@ func (c *conn) run(parent context.Context) {
 			return
 		}
 	}
-	go c.readLoop(ctx)
-	go c.verifyLoop(ctx)
+	// Counted in the server's WaitGroup, so Close waits for them too.
+	c.s.wg.Add(2)
+	go func() {
+		defer c.s.wg.Done()
+		c.readLoop(ctx)
+	}()
+	go func() {
+		defer c.s.wg.Done()
+		c.verifyLoop(ctx)
+	}()
 
 	timeout := time.NewTimer(c.s.cfg.Limits.HandshakeTimeout)
 	defer timeout.Stop()
@@ -187,6 +198,9 @@ func (c *conn) send(ctx context.Context, f frame.Frame) error {
 	err = c.ws.Write(context.Background(), websocket.MessageText, b)
 	c.watchdog.Stop()
 	if err != nil {
+		if c.timedOut.Load() {
+			err = fmt.Errorf("write timeout after %s: %w", c.s.cfg.Limits.WriteTimeout, err)
+		}
 		c.setOutcome(fmt.Sprintf("write %s: %v", f.Kind, err))
 		c.cancel()
 		return fmt.Errorf("write %s frame: %w", f.Kind, err)
@@ -256,15 +270,23 @@ func closeReason(s string) string {
 	return s + "..."
 }
 
+// setOutcome records why the connection ends. The first cause wins: a
+// write failed by the watchdog or a read failed by our own close must not
+// hide what made us close.
 func (c *conn) setOutcome(s string) {
 	c.mu.Lock()
-	c.outcome = s
+	if c.outcome == "" {
+		c.outcome = s
+	}
 	c.mu.Unlock()
 }
 
 func (c *conn) getOutcome() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.outcome == "" {
+		return "ended by the server"
+	}
 	return c.outcome
 }
 
@@ -275,13 +297,26 @@ func (c *conn) readLoop(ctx context.Context) {
 	for {
 		typ, b, err := c.ws.Read(ctx)
 		if err != nil {
-			if errors.Is(err, websocket.ErrMessageTooBig) {
-				c.setOutcome("frame over read limit")
+			switch {
+			case errors.Is(err, websocket.ErrMessageTooBig):
+				c.setOutcome(fmt.Sprintf("closed 1009: frame over the %d-byte read limit", c.s.cfg.Limits.MaxFrameBytes))
+			case websocket.CloseStatus(err) != -1:
+				var ce websocket.CloseError
+				errors.As(err, &ce)
+				c.setOutcome(fmt.Sprintf("peer closed %d %q", ce.Code, ce.Reason))
+			case ctx.Err() == nil:
+				c.setOutcome(fmt.Sprintf("read: %v", err))
 			}
 			return
 		}
 		if typ == websocket.MessageBinary && !c.b {
 			c.fail(ctx, websocket.StatusUnsupportedData, http.StatusBadRequest, "binary frames are not supported; send JSON text frames")
+			return
+		}
+		if typ == websocket.MessageText && !utf8.Valid(b) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection with 1007, before any JSON is looked at.
+			c.fail(ctx, websocket.StatusInvalidFramePayloadData, http.StatusBadRequest, "text frame is not valid UTF-8")
 			return
 		}
 		// Dialect B reads a binary frame as the UTF-8 text it carries, as

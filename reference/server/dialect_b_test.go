@@ -71,7 +71,8 @@ func dialB(t *testing.T, url string) *bconn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ws.CloseNow() })
+	done := make(chan struct{}) // a reader stuck on a full channel ends with the test
+	t.Cleanup(func() { close(done); ws.CloseNow() })
 	c := &bconn{t: t, ws: ws, frames: make(chan frame.Frame, 1024)}
 	go func() {
 		defer close(c.frames)
@@ -86,7 +87,11 @@ func dialB(t *testing.T, url string) *bconn {
 				t.Errorf("undecodable server frame %s: %v", b, err)
 				return
 			}
-			c.frames <- f
+			select {
+			case c.frames <- f:
+			case <-done:
+				return
+			}
 		}
 	}()
 	return c

@@ -35,7 +35,9 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close: ends every connection
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu     sync.Mutex // orders wg.Add against Close's Wait
+	closed bool
+	wg     sync.WaitGroup // every connection and its read and verify loops
 }
 
 // New validates cfg, applies defaults and builds the channel store.
@@ -105,27 +107,58 @@ func (s *Server) Store() *channel.Store { return s.store }
 // Config returns the effective configuration, defaults applied.
 func (s *Server) Config() Config { return s.cfg }
 
-// Close ends every connection and waits for their goroutines.
+// Close ends every connection and waits for their goroutines. Later
+// upgrades are refused.
 func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+}
+
+// track counts one more connection, unless the server is closed.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 // ServeHTTP upgrades the request and runs one paid connection. A dialect B
 // server answers a plain GET or HEAD with its 402 challenge.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Dialect.Name() == frame.B.Name() && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+	b := s.cfg.Dialect.Name() == frame.B.Name()
+	upgrade := strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	if r.ContentLength != 0 {
+		// No route reads a body. Closing after the answer spares the
+		// HTTP server from draining one first, which a peer sending a
+		// byte a second would stretch to the whole request timeout.
+		// Accept's own answer would ask to keep the connection.
+		w.Header().Set("Connection", "close")
+		if upgrade || !b {
+			http.Error(w, "no request with a body is served here: GET the URL to upgrade to a WebSocket", http.StatusBadRequest)
+			return
+		}
+	}
+	if b && !upgrade {
 		s.probe(w, r)
 		return
 	}
+	if !s.track() {
+		http.Error(w, "server closed", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.wg.Done()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		// Accept has written the HTTP error response.
 		s.cfg.Log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
 	ws.SetReadLimit(s.cfg.Limits.MaxFrameBytes)
 	remote := r.RemoteAddr // not r: the request would live as long as the connection
 	c := newConn(s, ws)

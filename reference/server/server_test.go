@@ -54,7 +54,8 @@ func dial(t *testing.T, url string) *conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ws.CloseNow() })
+	done := make(chan struct{}) // a reader stuck on a full channel ends with the test
+	t.Cleanup(func() { close(done); ws.CloseNow() })
 	c := &conn{t: t, ws: ws, frames: make(chan frame.Frame, 1024)}
 	go func() {
 		defer close(c.frames)
@@ -68,7 +69,11 @@ func dial(t *testing.T, url string) *conn {
 				t.Errorf("undecodable server frame %s: %v", b, err)
 				return
 			}
-			c.frames <- f
+			select {
+			case c.frames <- f:
+			case <-done:
+				return
+			}
 		}
 	}()
 	f := c.next()
