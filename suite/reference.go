@@ -37,6 +37,13 @@ type ReferenceOptions struct {
 	Channels []fixtures.Channel
 	// Dialect is "a" (default) or "b".
 	Dialect string
+	// Messages per paid connection. Default 60 (session), 5 (charge).
+	Messages int
+	// DigitData sends digit-string message data and charge references.
+	DigitData bool
+	// Intent keeps only the endpoints of one intent: "charge" or
+	// "session". Default both (dialect B sells sessions only).
+	Intent string
 }
 
 // ShortTTL is the challenge lifetime of the reference's short-TTL endpoint.
@@ -58,12 +65,13 @@ func StartReference(o ReferenceOptions) (*Reference, error) {
 		descs = append(descs, ch.Channel)
 	}
 	base := server.Config{
-		Secret:   []byte(r.Secret),
-		Realm:    "reference.mpp-conformance",
-		Tick:     big.NewInt(1000),
-		Protocol: o.Protocol,
-		Channels: descs,
-		Fault:    o.Fault,
+		Secret:    []byte(r.Secret),
+		Realm:     "reference.mpp-conformance",
+		Tick:      big.NewInt(1000),
+		Protocol:  o.Protocol,
+		Channels:  descs,
+		Fault:     o.Fault,
+		DigitData: o.DigitData,
 	}
 	type endpoint struct {
 		path     string
@@ -87,6 +95,19 @@ func StartReference(o ReferenceOptions) (*Reference, error) {
 	default:
 		return nil, fmt.Errorf("reference: dialect %q: want a or b", o.Dialect)
 	}
+	var kept []endpoint
+	for _, ep := range endpoints {
+		if o.Intent == "" || ep.intent == o.Intent {
+			if o.Messages > 0 {
+				ep.messages = o.Messages
+			}
+			kept = append(kept, ep)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, fmt.Errorf("reference: dialect %s has no %s endpoint", o.Dialect, o.Intent)
+	}
+	endpoints = kept
 	mux := http.NewServeMux()
 	for _, ep := range endpoints {
 		cfg := base

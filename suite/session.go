@@ -271,7 +271,7 @@ func (c *C) OpenSession(f ChannelFilter) *Session {
 			s = c.Connect(ch)
 		case endRefused:
 			if a.ceiling.Cmp(a.signed) <= 0 {
-				c.SetupFailed("the target refused a voucher of %s on channel %s, one tick above everything this run signed for it (%s): was the target used before this run? Start it fresh", amount, s.Ch.ID, e)
+				c.SetupFailed("the target refused a voucher of %s on channel %s, one tick above everything this run signed for it (%s): was the target used before this run, or does it not know the channel? Start it fresh, and pass --channels with the channels it knows", amount, s.Ch.ID, e)
 			}
 			// An earlier case sent a voucher no correct target accepts; if
 			// the target took it anyway (that case fails for it), pay above.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/server"
 	"github.com/mppws/conformance/suite"
 )
@@ -24,6 +25,7 @@ import (
 //	MPPWS_SELECT       comma-separated case IDs or areas
 //	MPPWS_EXPECT_FAIL  an expect-fail file
 //	MPPWS_REPORT_DIR   where to write the reports
+//	MPPWS_SHAPE        a target shape of the embedded reference (see shapes)
 func TestConformance(t *testing.T) {
 	cfg := suite.Config{
 		Dialect:   "auto",
@@ -35,12 +37,18 @@ func TestConformance(t *testing.T) {
 		cfg.Targets, cfg.TargetLabel = strings.Split(target, ","), target
 		cfg.Secret = os.Getenv("MPPWS_SECRET")
 	} else {
-		ref, err := suite.StartReference(suite.ReferenceOptions{Fault: fault, Dialect: os.Getenv("MPPWS_DIALECT")})
+		opts, ok := shapes[os.Getenv("MPPWS_SHAPE")]
+		if !ok {
+			t.Fatalf("unknown shape %q", os.Getenv("MPPWS_SHAPE"))
+		}
+		opts.Fault, opts.Dialect = fault, os.Getenv("MPPWS_DIALECT")
+		ref, err := suite.StartReference(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ref.Close()
 		cfg.Targets, cfg.Secret, cfg.TargetLabel = ref.URLs, ref.Secret, "embedded reference"
+		cfg.Channels = opts.Channels // the suite pays from the channels the target knows
 	}
 	if sel := os.Getenv("MPPWS_SELECT"); sel != "" {
 		cfg.Select = strings.Split(sel, ",")
@@ -56,7 +64,7 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Passed && fault == server.FaultNone {
+	if !s.Passed && fault == server.FaultNone && os.Getenv("MPPWS_SHAPE") == "" {
 		t.Errorf("not conformant: %s", strings.Join(s.Problems, "; "))
 	}
 }
@@ -94,4 +102,50 @@ func runChild(t *testing.T, env ...string) (*suite.Summary, string, error) {
 		return nil, string(out), err
 	}
 	return &s, string(out), nil
+}
+
+// shapes are targets configured unlike the reference's defaults, as servers
+// under test are: the suite's verdicts must hold on each.
+var shapes = map[string]suite.ReferenceOptions{
+	"":             {},
+	"one-channel":  {Channels: fixtures.Default()[:1]},
+	"ten-messages": {Messages: 10},
+	"digit-data":   {DigitData: true},
+	"charge-only":  {Intent: server.IntentCharge},
+	"session-only": {Intent: server.IntentSession},
+}
+
+// TestShapes runs the whole suite against every shape of the reference, in
+// each dialect the shape exists in: no case may fail, and every case that
+// does not apply must say why.
+func TestShapes(t *testing.T) {
+	if os.Getenv("MPPWS_DIALECT") != "" || os.Getenv("MPPWS_TARGET") != "" {
+		t.Skip("child process")
+	}
+	if testing.Short() {
+		t.Skip("shape runs skipped in -short mode")
+	}
+	for name := range shapes {
+		for _, d := range []string{"a", "b"} {
+			if name == "" || (d == "b" && name == "charge-only") {
+				continue
+			}
+			t.Run(name+"/"+d, func(t *testing.T) {
+				t.Parallel()
+				s, out, err := runChild(t, "MPPWS_DIALECT="+d, "MPPWS_SHAPE="+name)
+				if err != nil {
+					t.Fatalf("%v\n%s", err, out)
+				}
+				for _, r := range s.Results {
+					switch {
+					case r.Verdict == suite.Failed || r.Verdict == suite.NotRun:
+						t.Errorf("%s: %s\n%s", r.ID, r.Verdict, r.Failure+r.Reason)
+					case r.Verdict == suite.NotApplicable && r.Reason == "":
+						t.Errorf("%s: not applicable without a reason", r.ID)
+					}
+				}
+				t.Logf("%s/%s: %v", name, d, s.Counts)
+			})
+		}
+	}
 }

@@ -44,6 +44,7 @@ func run(t *testing.T, cfg load.Config) *load.Result {
 // clean fails t unless the run delivered and found nothing wrong.
 func clean(t *testing.T, res *load.Result) {
 	t.Helper()
+	t.Log(res.Summary())
 	if !res.Passed || res.Delivered == 0 || len(res.Errors) > 0 || len(res.Limits) > 0 {
 		t.Fatalf("%s\nviolations %+v\nerrors %v", res.Summary(), res.Violations, res.ErrorSamples)
 	}
