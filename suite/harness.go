@@ -135,9 +135,14 @@ func (c *C) close() {
 	conns, l := c.conns, c.lease
 	c.lease = nil
 	c.mu.Unlock()
+	// A close handshake, not a drop: once the target has answered it, its
+	// side of the connection is over and no stream of it can wake on a
+	// later case's voucher and charge a unit to a dead socket.
+	var wg sync.WaitGroup
 	for _, cn := range conns {
-		cn.Close()
+		wg.Go(cn.CloseNormally)
 	}
+	wg.Wait()
 	if l != nil {
 		l.release()
 	}

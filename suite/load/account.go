@@ -23,15 +23,18 @@ type account struct {
 	source string
 	desc   *tempo.Descriptor // v2 only
 	// slot is the channel's one voucher in flight. A session takes it
-	// before signing and gives it back once the target has answered, so
-	// vouchers, cumulative and strictly increasing, reach the target in
-	// order: a lower one landing after a higher one would be refused.
+	// before signing; it is freed once a frame on any connection of the
+	// channel reports the voucher accepted (dialect A acknowledges none),
+	// or the voucher's connection gets refused or ends. Vouchers,
+	// cumulative and strictly increasing, so reach the target in order: a
+	// lower one landing after a higher one would be refused.
 	slot     chan struct{}
 	sessions int
 
 	mu       sync.Mutex
-	signed   big.Int // highest cumulative amount signed
-	accepted big.Int // highest acceptedCumulative the target reported
+	signed   big.Int  // highest cumulative amount signed
+	accepted big.Int  // highest acceptedCumulative the target reported
+	inflight *big.Int // the voucher holding the slot
 
 	// paid is signed / tick: the messages the signed vouchers pay for,
 	// since the target starts fresh. The vouchers signed bound what the
@@ -58,9 +61,10 @@ func newAccount(ch fixtures.Channel, tick *big.Int, units int) *account {
 	return a
 }
 
-// next reserves the next cumulative amount: one step above everything
-// signed, at least required, at most the deposit. The caller holds the
-// slot. The amount counts as paid from here on, before it is sent.
+// next reserves the next cumulative amount for the caller, who has just
+// taken the slot: one step above everything signed, at least required, at
+// most the deposit. The amount holds the slot and counts as paid from here
+// on, before it is sent. On error the slot is free again.
 func (a *account) next(required *big.Int) (*big.Int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -72,12 +76,31 @@ func (a *account) next(required *big.Int) (*big.Int, error) {
 		amount.Set(a.ch.Deposit)
 	}
 	if amount.Cmp(&a.signed) <= 0 || (required != nil && amount.Cmp(required) < 0) {
+		<-a.slot
 		return nil, fmt.Errorf("%s: %w (%s signed, deposit %s)", a.ch.Name, errExhausted, &a.signed, a.ch.Deposit)
 	}
 	a.signed.Set(amount)
+	a.inflight = amount
 	a.paid.Store(new(big.Int).Quo(amount, a.tick).Uint64())
 	a.vouchers.Add(1)
 	return amount, nil
+}
+
+// abort frees a slot taken without a voucher to send.
+func (a *account) abort() { <-a.slot }
+
+// release frees the slot if amount is still the voucher in flight: it
+// landed, was refused, or its connection ended.
+func (a *account) release(amount *big.Int) {
+	if amount == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inflight != nil && a.inflight.Cmp(amount) == 0 {
+		a.inflight = nil
+		<-a.slot
+	}
 }
 
 // payload signs the voucher for amount.
@@ -95,13 +118,6 @@ func (a *account) payload(amount *big.Int) (json.RawMessage, error) {
 	})
 }
 
-// signedAbove reports whether a voucher above amount has been signed.
-func (a *account) signedAbove(amount *big.Int) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.signed.Cmp(amount) > 0
-}
-
 // deliver counts one message that arrived and reports the shortfall if
 // the channel's messages now exceed what its signed vouchers pay for.
 // Counting before reading paid keeps it sound: a voucher is counted as
@@ -112,9 +128,10 @@ func (a *account) deliver() (delivered, paid uint64, over bool) {
 	return delivered, paid, delivered > paid
 }
 
-// checkAccepted compares an acceptedCumulative the target reported with
-// what was signed: it cannot have accepted more.
-func (a *account) checkAccepted(accepted *big.Int) error {
+// observe takes an acceptedCumulative the target reported: it frees the
+// slot if it covers the voucher in flight, and it cannot exceed what was
+// signed.
+func (a *account) observe(accepted *big.Int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if accepted.Cmp(&a.signed) > 0 {
@@ -122,6 +139,10 @@ func (a *account) checkAccepted(accepted *big.Int) error {
 	}
 	if accepted.Cmp(&a.accepted) > 0 {
 		a.accepted.Set(accepted)
+	}
+	if a.inflight != nil && accepted.Cmp(a.inflight) >= 0 {
+		a.inflight = nil
+		<-a.slot
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ import (
 )
 
 // challengeWait is how long a dialect A target may take to send its
-// challenge after the upgrade; dialect B targets stay silent.
+// challenge after the upgrade.
 const challengeWait = 3 * time.Second
 
 // offer is what the target sells, learned from its first challenge.
@@ -33,32 +33,38 @@ type offer struct {
 	channels []fixtures.Channel // the fixture channels that can pay it
 }
 
-// discover connects once to learn the target's dialect (unless given) and
-// its session offer, and picks the fixture channels that can pay it.
+// discover learns the target's dialect (unless given) and its session
+// offer, and picks the fixture channels that can pay it. Detection probes
+// first: a dialect B target answers the GET at once, while a dialect A
+// one is known only by its challenge frame.
 func (r *runner) discover(ctx context.Context) (offer, error) {
 	var (
 		ch  mpp.Challenge
 		err error
 		o   offer
 	)
-	if r.cfg.Dialect == nil || r.cfg.Dialect.Name() == frame.A.Name() {
-		ch, err = r.firstChallenge(ctx)
-		var silent errSilent
-		switch {
-		case err == nil:
-			o.dialect = frame.A
-		case r.cfg.Dialect != nil || !errors.As(err, &silent):
-			return offer{}, err
-		}
-	}
-	if o.dialect == nil {
-		if ch, err = r.probe(ctx); err != nil {
-			if r.cfg.Dialect == nil {
-				return offer{}, fmt.Errorf("no challenge frame within %s of the upgrade (dialect A), and the probe failed (dialect B): %w", challengeWait, err)
-			}
-			return offer{}, err
-		}
+	switch {
+	case r.cfg.Dialect == nil:
 		o.dialect = frame.B
+		if ch, err = r.probe(ctx); err != nil {
+			if errors.As(err, new(*url.Error)) {
+				return offer{}, err
+			}
+			o.dialect = frame.A
+			errB := err
+			if ch, err = r.firstChallenge(ctx); err != nil {
+				return offer{}, fmt.Errorf("neither dialect: %w (B), %w (A)", errB, err)
+			}
+		}
+	case r.cfg.Dialect.Name() == frame.B.Name():
+		o.dialect = frame.B
+		ch, err = r.probe(ctx)
+	default:
+		o.dialect = frame.A
+		ch, err = r.firstChallenge(ctx)
+	}
+	if err != nil {
+		return offer{}, err
 	}
 	if ch.Method != "tempo" || ch.Intent != "session" {
 		return offer{}, fmt.Errorf("the target sells %s/%s; load pays tempo/session streams", ch.Method, ch.Intent)
@@ -83,11 +89,6 @@ func (r *runner) discover(ctx context.Context) (offer, error) {
 	return o, nil
 }
 
-// errSilent is a target that sent no challenge frame after the upgrade.
-type errSilent struct{ err error }
-
-func (e errSilent) Error() string { return e.err.Error() }
-
 // firstChallenge dials and reads the dialect A challenge frame.
 func (r *runner) firstChallenge(ctx context.Context) (mpp.Challenge, error) {
 	ws, err := r.dial(ctx)
@@ -99,11 +100,11 @@ func (r *runner) firstChallenge(ctx context.Context) (mpp.Challenge, error) {
 	defer cancel()
 	_, b, err := ws.Read(rctx)
 	if err != nil {
-		return mpp.Challenge{}, errSilent{fmt.Errorf("no challenge frame: %w", err)}
+		return mpp.Challenge{}, fmt.Errorf("no challenge frame within %s of the upgrade: %w", challengeWait, err)
 	}
 	f, err := frame.A.Decode(b, frame.FromServer)
 	if err != nil || f.Kind != frame.KindChallenge {
-		return mpp.Challenge{}, errSilent{fmt.Errorf("first frame is not a dialect A challenge: %.200s", b)}
+		return mpp.Challenge{}, fmt.Errorf("first frame is not a dialect A challenge: %.200s", b)
 	}
 	return parseChallenge(f.Challenge)
 }
@@ -124,7 +125,7 @@ func (r *runner) dial(ctx context.Context) (*websocket.Conn, error) {
 	ws, resp, err := websocket.Dial(ctx, r.cfg.URL, r.cfg.Dialer.DialOptions())
 	if err != nil {
 		if resp != nil {
-			return nil, httpStatusError{resp.StatusCode, err}
+			return nil, httpStatusError{resp.StatusCode, fmt.Errorf("upgrade answered HTTP %d: %w", resp.StatusCode, err)}
 		}
 		return nil, fmt.Errorf("connect to %s: %w", r.cfg.URL, connect.Explain(err))
 	}
@@ -132,15 +133,14 @@ func (r *runner) dial(ctx context.Context) (*websocket.Conn, error) {
 	return ws, nil
 }
 
-// httpStatusError is an upgrade answered with another HTTP status.
+// httpStatusError is an upgrade or a probe answered with an unexpected
+// HTTP status.
 type httpStatusError struct {
 	status int
 	err    error
 }
 
-func (e httpStatusError) Error() string {
-	return fmt.Sprintf("upgrade answered HTTP %d: %v", e.status, e.err)
-}
+func (e httpStatusError) Error() string { return e.err.Error() }
 
 // probe GETs the socket URL's http twin, which must answer 402 with a
 // tempo/session challenge (dialect B).
@@ -151,12 +151,12 @@ func (r *runner) probe(ctx context.Context) (mpp.Challenge, error) {
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return mpp.Challenge{}, fmt.Errorf("probe: %w", connect.Explain(err))
+		return mpp.Challenge{}, connect.Explain(err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusPaymentRequired {
-		return mpp.Challenge{}, httpStatusError{resp.StatusCode, fmt.Errorf("probe GET %s: want 402", r.probeURL)}
+		return mpp.Challenge{}, httpStatusError{resp.StatusCode, fmt.Errorf("probe GET %s answered %d, not 402", r.probeURL, resp.StatusCode)}
 	}
 	for _, h := range resp.Header.Values("WWW-Authenticate") {
 		chs, err := mpp.ParseChallenges(h)

@@ -127,8 +127,8 @@ type runner struct {
 	resume   histogram
 	began    time.Time
 
-	messages, needVouchers, superseded, connections atomic.Uint64
-	open, peak                                      atomic.Int64
+	messages, needVouchers, connections atomic.Uint64
+	open, peak                          atomic.Int64
 }
 
 func (r *runner) opened() {
@@ -200,8 +200,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Target: cfg.URL, Dialect: r.dialect.Name(), Sessions: cfg.Sessions, Messages: cfg.Messages,
 		Started: r.began, Elapsed: elapsed.Seconds(),
 		Delivered: r.messages.Load(), Connections: r.connections.Load(), PeakConnections: r.peak.Load(),
-		NeedVouchers: r.needVouchers.Load(), Superseded: r.superseded.Load(),
-		Resume: r.resume.latency(),
+		NeedVouchers: r.needVouchers.Load(),
+		Resume:       r.resume.latency(),
 	}
 	if cfg.Duration > 0 {
 		res.Duration = cfg.Duration.String()

@@ -26,10 +26,6 @@ type Result struct {
 	PeakConnections int64     `json:"peakConnections"`
 	Vouchers        uint64    `json:"vouchers"`
 	NeedVouchers    uint64    `json:"needVouchers"`
-	// Superseded counts dialect A vouchers refused because a higher one of
-	// the same channel, sent later from another session, landed first:
-	// dialect A acknowledges no voucher, so load cannot always wait.
-	Superseded uint64 `json:"supersededVouchers"`
 	// Resume is the pause from a need-voucher to the next message on the
 	// same connection.
 	Resume   Latency   `json:"needVoucherToResume"`

@@ -86,7 +86,8 @@ func (s *session) connect(ctx context.Context) bool {
 	done := make(chan struct{})
 	go st.read(ctx, done)
 	ok, polite := st.loop(ctx)
-	st.release()
+	// Whatever this connection sent has landed or never will.
+	s.acct.release(st.lastSent)
 	close(done)
 	if polite {
 		ws.Close(websocket.StatusNormalClosure, "load: session done")
@@ -130,9 +131,9 @@ type stream struct {
 
 	want     bool     // a voucher is wanted: to open, or for a need-voucher
 	required *big.Int // what the need-voucher asked (nil: to open)
-	holding  bool     // this stream holds its channel's slot
-	pending  *big.Int // a voucher sent and not answered yet; the slot is held
+	pending  *big.Int // dialect B: the voucher awaiting its payment-receipt
 	lastSent *big.Int // the last voucher sent on this connection
+	opening  *big.Int // the first
 	started  bool     // the target accepted the opening voucher
 	pausedAt time.Time
 	got      int  // messages on this connection
@@ -182,17 +183,25 @@ func (st *stream) loop(ctx context.Context) (ok, polite bool) {
 	st.closeBy.Stop()
 	defer st.closeBy.Stop()
 	for {
+		var end bool
+		// Frames first: one may end the want, or the stream.
+		select {
+		case x := <-st.frames:
+			if end, ok, polite = st.handle(ctx, x); end {
+				return ok, polite
+			}
+			continue
+		default:
+		}
 		var slot chan<- struct{}
-		if st.want && !st.holding {
+		if st.want && st.pending == nil {
 			slot = s.acct.slot
 		}
-		var end bool
 		select {
 		case x := <-st.frames:
 			end, ok, polite = st.handle(ctx, x)
 		case slot <- struct{}{}:
-			st.holding = true
-			end, ok = st.pay(ctx)
+			end, ok, polite = st.pay(ctx)
 		case <-st.stall.C:
 			st.violation(Stall, fmt.Sprintf("no message, need-voucher or end of stream within %s of the voucher for %s", s.r.cfg.StallBound, st.stallFor))
 			return false, false
@@ -227,7 +236,7 @@ func (st *stream) handle(ctx context.Context, x in) (end, ok, polite bool) {
 			return true, st.fail("bad frame", err), false
 		}
 		st.challenge = c
-		if st.lastSent == nil {
+		if st.opening == nil {
 			st.want = true
 		}
 	case frame.KindMessage:
@@ -260,52 +269,70 @@ func (st *stream) handle(ctx context.Context, x in) (end, ok, polite bool) {
 	return false, false, false
 }
 
-// pay signs and sends the next voucher, holding the channel's slot until
-// the target answers it.
-func (st *stream) pay(ctx context.Context) (end, ok bool) {
+// pay signs and sends the next voucher; the caller has taken the
+// channel's slot.
+func (st *stream) pay(ctx context.Context) (end, ok, polite bool) {
 	r, a := st.s.r, st.s.acct
 	if r.b {
 		if err := st.s.refresh(ctx); err != nil {
-			return true, st.dialFailed(ctx, "probe", err)
+			a.abort()
+			return true, st.dialFailed(ctx, "probe", err), false
 		}
 		st.challenge = st.s.challenge
 	}
 	amount, err := a.next(st.required)
 	if err != nil {
-		return true, st.fail("channel exhausted", err)
+		return true, st.fail("channel exhausted", err), false
 	}
-	payload, err := a.payload(amount)
-	if err != nil {
-		return true, st.fail("sign", err)
+	st.lastSent = amount
+	if st.opening == nil {
+		st.opening = amount
 	}
-	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: st.challenge, Source: a.source, Payload: payload})
+	b, err := st.credential(amount)
 	if err != nil {
-		return true, st.fail("sign", err)
-	}
-	b, err := r.dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
-	if err != nil {
-		return true, st.fail("sign", err)
+		return true, st.fail("sign", err), false
 	}
 	if err := st.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		return true, st.closed(ctx, err)
+		return st.writeFailed(ctx, err)
 	}
 	st.event(">", clip(b))
 	st.want, st.required = false, nil
-	st.pending, st.lastSent, st.stallFor = amount, amount, amount
+	st.stallFor = amount
+	if r.b {
+		st.pending = amount
+	}
 	st.stall.Reset(r.cfg.StallBound)
-	return false, false
+	return false, false, false
 }
 
-// confirm ends the wait for the target's answer to the pending voucher.
-func (st *stream) confirm() {
-	st.pending = nil
-	st.release()
+// credential is the frame carrying the signed voucher for amount.
+func (st *stream) credential(amount *big.Int) ([]byte, error) {
+	a := st.s.acct
+	payload, err := a.payload(amount)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: st.challenge, Source: a.source, Payload: payload})
+	if err != nil {
+		return nil, err
+	}
+	return st.s.r.dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
 }
 
-func (st *stream) release() {
-	if st.holding {
-		st.holding = false
-		<-st.s.acct.slot
+// writeFailed: a write fails once the target has closed, and what it sent
+// before says how the stream ended.
+func (st *stream) writeFailed(ctx context.Context, err error) (end, ok, polite bool) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case x := <-st.frames:
+			if end, ok, polite = st.handle(ctx, x); end {
+				return true, ok, polite
+			}
+		case <-t.C:
+			return true, st.closed(ctx, err), false
+		}
 	}
 }
 
@@ -324,9 +351,9 @@ func (st *stream) message(ctx context.Context, at time.Time) (end, ok, polite bo
 	if n, paid, over := a.deliver(); over {
 		st.violation(OverDelivery, fmt.Sprintf("message %d on channel %s (over all its connections) arrived, but the vouchers signed on it pay for %d", n, a.ch.Name, paid))
 	}
-	if !r.b {
-		// Dialect A acknowledges no voucher: the stream moving is the answer.
-		st.confirm()
+	if st.got == 1 {
+		// A stream starts only once its opening voucher is accepted.
+		a.release(st.opening)
 	}
 	st.progress()
 	if !st.pausedAt.IsZero() {
@@ -363,14 +390,11 @@ func (st *stream) needVoucher(nv frame.NeedVoucher, at time.Time) error {
 	case gap.Cmp(a.tick) > 0:
 		why = append(why, fmt.Sprintf("requiredCumulative %s is more than one tick (%s) above acceptedCumulative %s: the target has spent %s, beyond the accepted vouchers", required, a.tick, accepted, new(big.Int).Sub(required, a.tick)))
 	}
-	if err := a.checkAccepted(accepted); err != nil {
+	if err := a.observe(accepted); err != nil {
 		why = append(why, err.Error())
 	}
 	if len(why) > 0 {
 		st.violation(NeedVoucherNumbers, strings.Join(why, "; "))
-	}
-	if st.pending != nil && !r.b && accepted.Cmp(st.pending) >= 0 {
-		st.confirm()
 	}
 	if st.stallFor != nil && accepted.Cmp(st.stallFor) >= 0 {
 		st.progress()
@@ -402,7 +426,7 @@ func (st *stream) receiptB(raw json.RawMessage) error {
 		st.violation(ReceiptNumbers, "payment-receipt: "+strings.Join(why, "; "))
 	}
 	st.started = true
-	st.confirm()
+	st.pending = nil
 	return nil
 }
 
@@ -421,7 +445,6 @@ func (st *stream) final(raw json.RawMessage, what string) error {
 	if len(why) > 0 {
 		st.violation(ReceiptNumbers, what+": "+strings.Join(why, "; "))
 	}
-	st.confirm()
 	st.progress()
 	return nil
 }
@@ -455,33 +478,24 @@ func (st *stream) receiptNumbers(rc mpp.SessionReceipt, accepted, spent *big.Int
 			why = append(why, fmt.Sprintf("spent %s is not units %d × tick %s", spent, *rc.Units, a.tick))
 		}
 	}
-	if err := a.checkAccepted(accepted); err != nil {
+	if err := a.observe(accepted); err != nil {
 		why = append(why, err.Error())
 	}
 	return why
 }
 
-// errorFrame takes a rejection. Dialect B closes after it; in dialect A a
-// voucher overtaken by a higher one from another session is refused, and
-// the session pays again if it is still short.
+// errorFrame takes a rejection, which ends the connection: dialect B
+// closes after it, and in dialect A it refuses a voucher that was valid.
 func (st *stream) errorFrame(f frame.Frame) (end, ok, polite bool) {
-	if st.s.r.b {
-		if f.Status == http.StatusTooManyRequests {
-			st.s.r.rec.limit("payment-error 429", f.Error)
-			st.event("#", "limit: payment-error 429")
-			return true, false, false
-		}
-		return true, st.fail(fmt.Sprintf("payment-error %d", f.Status), errors.New(f.Error)), false
+	if !st.s.r.b {
+		return true, st.fail("error frame", errors.New(f.Error)), false
 	}
-	if st.lastSent != nil && st.s.acct.signedAbove(st.lastSent) {
-		st.s.r.superseded.Add(1)
-		st.confirm()
-		if !st.started || !st.pausedAt.IsZero() {
-			st.want, st.required = true, nil
-		}
-		return false, false, false
+	if f.Status == http.StatusTooManyRequests {
+		st.s.r.rec.limit("payment-error 429", f.Error)
+		st.event("#", "limit: payment-error 429")
+		return true, false, false
 	}
-	return true, st.fail("error frame", errors.New(f.Error)), false
+	return true, st.fail(fmt.Sprintf("payment-error %d", f.Status), errors.New(f.Error)), false
 }
 
 // finish ends the session's last connection once its budget is spent:
@@ -498,7 +512,7 @@ func (st *stream) finish(ctx context.Context) (end, ok, polite bool) {
 		err = st.ws.Write(ctx, websocket.MessageText, b)
 	}
 	if err != nil {
-		return true, st.closed(ctx, err), false
+		return st.writeFailed(ctx, err)
 	}
 	st.event(">", string(b))
 	st.closing, st.want = true, false

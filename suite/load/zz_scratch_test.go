@@ -16,7 +16,7 @@ func TestScratch(t *testing.T) {
 			url := reference(t, server.Config{Dialect: d, Tick: big.NewInt(1)})
 			start := time.Now()
 			res := run(t, load.Config{URL: url, Sessions: n, Duration: 1 * time.Second, VoucherUnits: 20})
-			t.Logf("%s n=%d took %s: %s %v %v", d.Name(), n, time.Since(start), res.Summary(), res.ErrorSamples, res.Superseded)
+			t.Logf("%s n=%d took %s: %s %v %v", d.Name(), n, time.Since(start), res.Summary(), res.ErrorSamples, res.LimitSamples)
 		}
 	}
 }
