@@ -117,7 +117,7 @@ type in struct {
 	raw string // clipped, for the transcript
 	at  time.Time
 	err error
-	bad bool // the frame did not decode; the connection may go on
+	bad bool // err is why the frame did not decode
 }
 
 // stream is one connection of a session. Its loop is the only goroutine
