@@ -47,3 +47,45 @@ func TestLedgerFile(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLedger: a ledger file is either refused or read into accounts that
+// are non-negative and that write out and read back unchanged.
+func FuzzLedger(f *testing.F) {
+	for _, s := range []string{
+		`{"` + ledgerChannel + `":{"signed":3000,"spent":2000,"units":2}}`,
+		`{"` + ledgerChannel + `":{"signed":1,"spent":0},"` + ledgerChannel + `":{"signed":9,"spent":0}}`,
+		`{"` + ledgerChannel + `":{"Signed":1,"spent":0}}`,
+		`{"` + ledgerChannel + `":{"signed":1e3,"spent":0}}`,
+		`{"` + ledgerChannel + `":{"signed":-1,"spent":0}}`,
+		`{"` + ledgerChannel + `":null}`,
+		`{}`, `null`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l := client.NewLedger()
+		if err := json.Unmarshal(b, l); err != nil {
+			return
+		}
+		out, err := json.Marshal(l)
+		if err != nil {
+			t.Fatalf("ledger read from %q does not write: %v", b, err)
+		}
+		again := client.NewLedger()
+		if err := json.Unmarshal(out, again); err != nil {
+			t.Fatalf("ledger read from %q writes %q, which does not read back: %v", b, out, err)
+		}
+		if out2, _ := json.Marshal(again); string(out2) != string(out) {
+			t.Fatalf("ledger changed on a round trip: %q → %q", out, out2)
+		}
+		var accounts map[string]client.Account
+		if err := json.Unmarshal(out, &accounts); err != nil {
+			t.Fatal(err)
+		}
+		for id, a := range accounts {
+			if a.Signed.Sign() < 0 || a.Spent.Sign() < 0 {
+				t.Fatalf("ledger read from %q holds negative amounts for %s: %+v", b, id, a)
+			}
+		}
+	})
+}

@@ -103,20 +103,6 @@ func TestStrictNames(t *testing.T) {
 	}
 }
 
-func FuzzDecode(f *testing.F) {
-	f.Add([]byte(`{"type":"needVoucher","channelId":"a","requiredCumulative":"1","acceptedCumulative":"0","deposit":"9"}`))
-	f.Add([]byte(`{"type":"credential","credential":"Payment x"}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, dir := range []Direction{FromClient, FromServer} {
-			if fr, err := A.Decode(b, dir); err == nil {
-				if _, err := A.Encode(fr); err != nil {
-					t.Fatalf("decoded %s but cannot encode it: %v", b, err)
-				}
-			}
-		}
-	})
-}
-
 func TestDialectBRoundTrip(t *testing.T) {
 	frames := []struct {
 		f   Frame

@@ -1,11 +1,17 @@
 package mpp_test
 
 import (
+	"encoding/base64"
 	"errors"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/reference/tempo"
 )
+
+var b64 = base64.RawURLEncoding
 
 // FuzzParseAuthorization checks that any header either parses into a
 // credential that formats and re-parses to itself, or fails with a *Problem;
@@ -65,6 +71,54 @@ func FuzzParseChallenges(f *testing.F) {
 			}
 			if len(back) != 1 || back[0] != c {
 				t.Fatalf("round trip changed challenge: %+v vs %+v", c, back)
+			}
+		}
+	})
+}
+
+// FuzzDecodeJSON checks that DecodeJSON accepts only unpadded base64url of
+// strict JSON, and that whatever it accepts re-encodes (JCS, base64url) to
+// a value that decodes to the same thing, as a generic value and as the
+// session request a challenge carries.
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"amount":"1000","currency":"0x20c0","recipient":"0x1","methodDetails":{"chainId":4217,"escrowContract":"0x4d50","sessionProtocol":"v2"}}`,
+		`{"amount":"1","AMOUNT":"2"}`,
+		`{"amount":"1","amount":"2"}`,
+		`{"a":[1,2.5,-0,1e21,null,true,{"b":"\u00e9"}]}`,
+		`"\ud800"`,
+		"\"\xff\"",
+		`1e400`,
+	} {
+		f.Add(b64.EncodeToString([]byte(s)))
+	}
+	f.Add("e30=")
+	f.Add("eyJh\nIjoxfQ")
+	f.Fuzz(func(t *testing.T, s string) {
+		var v any
+		if err := mpp.DecodeJSON(s, &v); err == nil {
+			if strings.ContainsAny(s, "=+/ \t\r\n") {
+				t.Fatalf("DecodeJSON accepted %q, not unpadded base64url", s)
+			}
+			again, err := mpp.EncodeJSON(v)
+			if err != nil {
+				t.Fatalf("decoded %q to %v, which EncodeJSON refuses: %v", s, v, err)
+			}
+			var w any
+			if err := mpp.DecodeJSON(again, &w); err != nil || !reflect.DeepEqual(v, w) {
+				t.Fatalf("re-encoded %q as %q, which decodes to %v (%v), not %v", s, again, w, err, v)
+			}
+		}
+		var req tempo.SessionRequest
+		if err := mpp.DecodeJSON(s, &req); err == nil {
+			var generic any
+			if err := mpp.DecodeJSON(s, &generic); err != nil {
+				t.Fatalf("%q decodes as a session request but not as a value: %v", s, err)
+			}
+			if m, ok := generic.(map[string]any); ok {
+				if a, ok := m["amount"].(string); ok && a != req.Amount {
+					t.Fatalf("%q: amount %q, but the member named exactly amount holds %q", s, req.Amount, a)
+				}
 			}
 		}
 	})

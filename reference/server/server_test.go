@@ -135,7 +135,7 @@ func (c *conn) quiet() {
 	}
 }
 
-func voucher(t *testing.T, name string, amount int64, key string) tempo.VoucherPayload {
+func voucher(t testing.TB, name string, amount int64, key string) tempo.VoucherPayload {
 	t.Helper()
 	var ch fixtures.Channel
 	for _, c := range fixtures.Default() {

@@ -1,9 +1,11 @@
 package tempo
 
 import (
+	"errors"
 	"fmt"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // TopUpPayload is the credential payload of a `topUp` action: the signed
@@ -25,7 +27,7 @@ type TopUpPayload struct {
 // amounts, ids and signatures are the caller's to parse.
 func DecodeVoucherPayload(b []byte) (VoucherPayload, error) {
 	var p VoucherPayload
-	if err := jsonv2.Unmarshal(b, &p); err != nil {
+	if err := decodeObject(b, &p); err != nil {
 		return VoucherPayload{}, fmt.Errorf("session payload: %w", err)
 	}
 	return p, nil
@@ -35,8 +37,17 @@ func DecodeVoucherPayload(b []byte) (VoucherPayload, error) {
 // DecodeVoucherPayload reads a voucher.
 func DecodeTopUpPayload(b []byte) (TopUpPayload, error) {
 	var p TopUpPayload
-	if err := jsonv2.Unmarshal(b, &p); err != nil {
+	if err := decodeObject(b, &p); err != nil {
 		return TopUpPayload{}, fmt.Errorf("topUp payload: %w", err)
 	}
 	return p, nil
+}
+
+// decodeObject decodes a JSON object strictly; null, which would leave v
+// zero, is refused with every other non-object.
+func decodeObject(b []byte, v any) error {
+	if jsontext.Value(b).Kind() != '{' {
+		return errors.New("not a JSON object")
+	}
+	return jsonv2.Unmarshal(b, v)
 }
