@@ -4,6 +4,7 @@
 //	conformance [flags] [target-url] [ID or area ...]   run the suite
 //	conformance serve [flags]                            start the reference server
 //	conformance client [flags] <url>                     run the reference client once
+//	conformance load [flags] <url>                       drive many paid sessions at once
 package main
 
 import (
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "client":
 		err = client(ctx, args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "load":
+		err = loadCmd(ctx, args[1:], stdout, stderr)
 	default:
 		err = runSuite(ctx, args, stdout, stderr)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -140,11 +141,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sf.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8402", "listen address")
 	verbose := fs.Bool("v", false, "log every connection to stderr")
+	tlsCert := fs.String("tls-cert", "", "serve wss:// with this PEM certificate (chain first); needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	tlsCfg, err := tlsConfig(*tlsCert, *tlsKey)
+	if err != nil {
+		return err
 	}
 	cfg, err := sf.config()
 	if err != nil {
@@ -166,11 +173,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return usageError{err}
 	}
+	scheme := "ws"
+	if tlsCfg != nil {
+		hs.TLSConfig, scheme = tlsCfg, "wss"
+	}
 	// The URL comes first, alone on its line, so scripts can read it.
-	fmt.Fprintf(stdout, "ws://%s/\n", ln.Addr())
+	fmt.Fprintf(stdout, "%s://%s/\n", scheme, ln.Addr())
 	fmt.Fprintf(stderr, "reference server: dialect %s, intent %s, %d messages at tick %s, challenge TTL %s\n", cfg.Dialect.Name(), cfg.Intent, cfg.Messages, cfg.Tick, cfg.ChallengeTTL)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(capped) }()
+	go func() {
+		if tlsCfg != nil {
+			errc <- hs.ServeTLS(capped, "", "")
+			return
+		}
+		errc <- hs.Serve(capped)
+	}()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -183,4 +200,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_ = hs.Shutdown(shut)
 	srv.Close()
 	return nil
+}
+
+// tlsConfig loads --tls-cert and --tls-key; nil without them.
+func tlsConfig(cert, key string) (*tls.Config, error) {
+	if cert == "" && key == "" {
+		return nil, nil
+	}
+	if cert == "" || key == "" {
+		return nil, usagef("--tls-cert and --tls-key go together")
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, usagef("--tls-cert %s, --tls-key %s: %v", cert, key, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
