@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -243,4 +244,46 @@ func TestConnectionCaps(t *testing.T) {
 		// Its deadline is the refusal's, not the minute-long request timeout.
 		droppedWithin(t, c, 2*time.Second+2*time.Second)
 	})
+}
+
+// TestConnectionCapsTLS: under TLS (ServeTLS wraps the capped listener) a
+// connection over a cap is still answered 503, inside the TLS session.
+func TestConnectionCapsTLS(t *testing.T) {
+	cfg := server.Config{Secret: secret, Limits: server.Limits{MaxConnections: 1}}
+	for _, ch := range fixtures.Default() {
+		cfg.Channels = append(cfg.Channels, ch.Channel)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewUnstartedServer(nil)
+	hs, capped, err := server.NewHTTP(srv, ts.Listener, srv.Config().Limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Listener, ts.Config = capped, hs
+	ts.StartTLS()
+	defer ts.Close()
+	get := func() *http.Response {
+		t.Helper()
+		c := ts.Client() // a client of its own: its connection is not shared
+		c.Transport = c.Transport.(*http.Transport).Clone()
+		t.Cleanup(c.CloseIdleConnections)
+		resp, err := c.Get(ts.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get(); resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("first connection: status %d, want 426 (a plain GET of a WebSocket URL)", resp.StatusCode)
+	}
+	// The first client's connection is kept alive: the second is over the cap.
+	if resp := get(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second connection: status %d, want 503", resp.StatusCode)
+	}
 }
