@@ -67,16 +67,16 @@ func TestLoadOverTLS(t *testing.T) {
 	if !strings.HasPrefix(url, "wss://") {
 		t.Fatalf("serve with --tls-cert printed %q, want a wss:// URL", url)
 	}
-	if code, res, stderr := loadHere(t, "--sessions", "6", "--duration", "500ms", "--ca-file", ca, url); code != exitOK || res["passed"] != true {
+	if code, res, stderr := loadHere(t, "--sessions", "6", "--messages", "100", "--ca-file", ca, url); code != exitOK || res["passed"] != true {
 		t.Fatalf("load --ca-file: exit %d\n%s", code, stderr)
 	}
-	if code, _, stderr := loadHere(t, "--sessions", "6", "--duration", "500ms", url); code != exitSetup ||
+	if code, _, stderr := loadHere(t, "--sessions", "6", "--messages", "100", url); code != exitSetup ||
 		!strings.Contains(stderr, "certificate") || !strings.Contains(stderr, "--ca-file") {
 		t.Fatalf("load without the CA: exit %d, stderr %q; want exit 3 naming the certificate and --ca-file", code, stderr)
 	}
 	// Load signs from zero: a fresh server.
 	url = serveHere(t, "--tick", "1", "--dialect", "b", "--tls-cert", cert, "--tls-key", key)
-	if code, res, stderr := loadHere(t, "--sessions", "6", "--duration", "500ms", "--insecure", url); code != exitOK || res["dialect"] != "B" {
+	if code, res, stderr := loadHere(t, "--sessions", "6", "--messages", "100", "--insecure", url); code != exitOK || res["dialect"] != "B" {
 		t.Fatalf("load --insecure: exit %d, dialect %v\n%s", code, res["dialect"], stderr)
 	}
 }

@@ -235,7 +235,7 @@ func (r *Result) firstFailure() string {
 		}
 	}
 	if kind == "" {
-		return "no error either (was the run cancelled?)"
+		return "no error either: the target answered no voucher within the run"
 	}
 	return fmt.Sprintf("%s ×%d: %s", kind, n, sample)
 }
