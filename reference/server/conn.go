@@ -225,6 +225,14 @@ func (c *conn) fail(ctx context.Context, code websocket.StatusCode, status int, 
 func (c *conn) failWith(ctx context.Context, code websocket.StatusCode, status int, message, reason string) {
 	c.close.Do(func() {
 		c.setOutcome(fmt.Sprintf("closed %d: %s", code, reason))
+		// Stop the stream first: a rejected connection must not take a unit
+		// that a voucher paid elsewhere while its close goes out.
+		c.mu.Lock()
+		stop := c.state.streamCancel
+		c.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
 		c.sendError(ctx, status, message)
 		if c.s.cfg.Fault == FaultLongCloseReason {
 			reason = message // mppx bug B1: a reason over 123 bytes; the close fails

@@ -160,6 +160,11 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 	asked, askedAt := false, 0
 	var deadline <-chan time.Time
 	for !c.takeFree() {
+		// A connection that ended while it waited must not take funds: a
+		// voucher paid on another connection would buy a unit nobody gets.
+		if ctx.Err() != nil {
+			return false
+		}
 		st, changed, err := c.s.store.Charge(id, cost)
 		if err == nil {
 			return true
