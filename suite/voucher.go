@@ -13,7 +13,6 @@ import (
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
-	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/reference/tempo"
 )
 
@@ -107,54 +106,37 @@ func voucherPayloadFor(s *Session, id tempo.Hash, amount, sig string) tempo.Vouc
 	return p
 }
 
-// Refuse sends a voucher payload the target must refuse and proves, with
-// no silence window, that it bought nothing: a valid voucher for one tick
-// over the accepted amount follows at once and must buy exactly one message
-// and a needVoucher showing it accepted. A variant taken anyway shows as
-// more messages, another acceptedCumulative, or the valid voucher refused,
-// and the failure names the variant. So that it shows, a variant's amount
-// is at most the accepted one or at least two ticks above it (badAmount).
-// In dialect B, where a refusal closes the connection, the variant goes on
-// a connection of its own. Refuse returns the session to go on with.
+// Refuse sends a voucher payload the target must refuse, on s, and proves
+// with no silence window that it bought nothing: a valid voucher for one
+// tick over the accepted amount follows at once and must buy exactly one
+// message and a needVoucher showing it accepted. A variant taken anyway
+// shows as more messages, another acceptedCumulative, or the valid voucher
+// refused, and the failure names the variant. So that it shows, a
+// variant's amount is at most the accepted one or at least two ticks above
+// it (badAmount). A target that closes the connection on the refusal (every
+// dialect B target does) is paid on a new connection. Refuse returns the
+// session to go on with.
 func (s *Session) Refuse(variant string, payload any) *Session {
-	if !s.Target.B() {
-		return s.RefuseHere(variant, payload)
-	}
-	c := s.c
-	t := c.Connect(s.Ch)
-	t.SendPayload(payload)
-	e, o := t.Expect(c.r.t.Reply, []Outcome{ErrorFrame, Closed, ReceiptFrame}, []Outcome{DataFrame, NeedVoucher})
-	if o.Name == ReceiptFrame.Name {
-		// Only an idempotent retry of the accepted voucher may be
-		// acknowledged, and it must buy nothing.
-		var r mpp.SessionReceipt
-		_ = json.Unmarshal(e.Frame.Receipt, &r)
-		c.Check(r.AcceptedCumulative == s.acct.accepted.String(), "a refusal of "+variant+" (payment-error), or for a retry of the accepted voucher a receipt with acceptedCumulative "+s.acct.accepted.String(),
-			"payment-receipt with acceptedCumulative %q: the target took %s", r.AcceptedCumulative, variant)
-		t.CloseNormally()
-		for ev, ok := t.Next(0); ok; ev, ok = t.Next(0) {
-			c.Check(!ev.IsFrame(frame.KindMessage), "no data for "+variant, "%s", ev)
-		}
-	}
-	c.Observe("%s: %s", variant, e)
-	return s.barrier(variant, false)
-}
-
-// RefuseHere is Refuse with the variant sent on s itself in either dialect:
-// for a voucher whose fault is only that it does not belong to this stream.
-func (s *Session) RefuseHere(variant string, payload any) *Session {
 	s.SendPayload(payload)
 	return s.barrier(variant, true)
 }
 
 // barrier pays one tick over the accepted amount on s and expects exactly
 // one message, then a needVoucher showing that voucher accepted. When the
-// variant went on s (refused), one refusal frame and the close of s are
+// variant went on s (here), one refusal frame and the close of s are
 // allowed before; the channel then pays on a new connection.
 func (s *Session) barrier(variant string, here bool) *Session {
 	c := s.c
 	g := plusTicks(s, s.acct.accepted, 1)
-	s.Send(s.Voucher(g))
+	auth := s.Authorization(s.Challenge, s.Voucher(g))
+	if err := s.Peer.Send(c.ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}); err != nil {
+		if !here {
+			c.Failf([]string{"the connection open for the valid voucher of " + g.String()}, "%v", err)
+		}
+		// The target closed the connection on the refusal already.
+		c.Observe("%s: connection closed (%v)", variant, err)
+		return c.Connect(s.Ch).barrier(variant, false)
+	}
 	s.paid, s.paidAt = g, time.Now()
 	s.after = variant
 	defer func() { s.after = "" }()
@@ -449,7 +431,7 @@ func voucherCases(g *registry) {
 		other := c.leased()[1]
 		o := &Session{Conn: s.Conn, Ch: other, Tick: s.Tick, acct: c.r.wallet.account(other.ID)}
 		amount := o.nextAmount()
-		s.RefuseHere(fmt.Sprintf("a voucher of %s for channel %s on a stream metering %s", amount, other.ID, s.Ch.ID), o.Voucher(amount))
+		s.Refuse(fmt.Sprintf("a voucher of %s for channel %s on a stream metering %s", amount, other.ID, s.Ch.ID), o.Voucher(amount))
 	})
 
 	g.Case("WS-VOUCHER-010", func(c *C) {
