@@ -76,6 +76,7 @@ type connState struct {
 	streamCancel context.CancelFunc // aborts the stream on a close request
 	streamDone   chan struct{}      // closed when the stream has ended
 	closeReady   bool               // payment-close-ready was sent
+	failed       bool               // the connection was rejected: no close-ready
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
@@ -151,7 +152,10 @@ func (c *conn) run(parent context.Context) {
 	c.streamSession(ctx, sctx)
 	scancel()
 	close(done)
-	if c.b {
+	c.mu.Lock()
+	failed := c.state.failed
+	c.mu.Unlock()
+	if c.b && !failed {
 		c.awaitClose(ctx)
 	}
 }
@@ -229,6 +233,7 @@ func (c *conn) failWith(ctx context.Context, code websocket.StatusCode, status i
 		// that a voucher paid elsewhere while its close goes out.
 		c.mu.Lock()
 		stop := c.state.streamCancel
+		c.state.failed = true
 		c.mu.Unlock()
 		if stop != nil {
 			stop()
