@@ -93,9 +93,12 @@ func (m Meta) Labels() []string {
 	return l
 }
 
-// Catalogue returns every case, ordered by area, then ID.
+// Catalogue returns every case's entry, ordered by area, then ID.
 func Catalogue() []Meta {
-	out := append([]Meta(nil), catalogue...)
+	var out []Meta
+	for _, c := range allCases() {
+		out = append(out, c.Meta)
+	}
 	sort.SliceStable(out, func(i, j int) bool { return caseLess(out[i], out[j]) })
 	return out
 }
@@ -119,7 +122,7 @@ func areaRank(a Area) int {
 
 // Lookup finds a case by ID.
 func Lookup(id string) (Meta, bool) {
-	for _, m := range catalogue {
+	for _, m := range Catalogue() {
 		if m.ID == id {
 			return m, true
 		}
@@ -131,7 +134,11 @@ func Lookup(id string) (Meta, bool) {
 // case runs.
 func validateCatalogue() error {
 	seen := map[string]bool{}
-	for _, m := range catalogue {
+	for _, c := range allCases() {
+		m := c.Meta
+		if c.Run == nil {
+			return fmt.Errorf("catalogue: case %s has no body", m.ID)
+		}
 		switch {
 		case seen[m.ID]:
 			return fmt.Errorf("catalogue: duplicate case ID %s", m.ID)

@@ -21,52 +21,20 @@ const (
 	entryTranscript = "transcript"
 )
 
-// caseDef is a registered case: its catalogue entry and its body.
-type caseDef struct {
+// Case is one conformance case: its catalogue entry and its body, declared
+// together in its area's file.
+type Case struct {
 	Meta
-	body func(*C)
+	Run func(*C)
 }
 
-// registry collects the case bodies of one run, area by area.
-type registry struct {
-	defs []caseDef
-	errs []string
-}
-
-// Case registers the body of catalogue case id.
-func (g *registry) Case(id string, body func(c *C)) {
-	m, ok := Lookup(id)
-	if !ok {
-		g.errs = append(g.errs, "case "+id+" has a body but no catalogue entry")
-		return
+// allCases returns every case, area by area.
+func allCases() []Case {
+	var out []Case
+	for _, area := range [][]Case{wireCases(), replayCases(), voucherCases(), robustCases()} {
+		out = append(out, area...)
 	}
-	g.defs = append(g.defs, caseDef{m, body})
-}
-
-// cases registers every area's cases and checks them against the
-// catalogue: each entry has exactly one body. It runs before any case, so
-// a catalogue entry without a body stops the run at once.
-func cases() ([]caseDef, error) {
-	g := &registry{}
-	wireCases(g)
-	replayCases(g)
-	voucherCases(g)
-	robustCases(g)
-	dialectBCases(g)
-	closingCases(g)
-	count := map[string]int{}
-	for _, d := range g.defs {
-		count[d.ID]++
-	}
-	for _, m := range catalogue {
-		if count[m.ID] != 1 {
-			g.errs = append(g.errs, fmt.Sprintf("case %s has %d bodies, want 1", m.ID, count[m.ID]))
-		}
-	}
-	if len(g.errs) > 0 {
-		return nil, fmt.Errorf("catalogue: %s", strings.Join(g.errs, "; "))
-	}
-	return g.defs, nil
+	return out
 }
 
 // C is one running case: its metadata, its run, its transcript, its

@@ -20,7 +20,7 @@ func (c *C) ValidPayload(cn *Conn) (any, *Session) {
 		return TestPayload, nil
 	}
 	ch := c.channel(cn.Target, AnyChannel)
-	s := &Session{Conn: cn, Ch: ch, Tick: cn.Target.Tick, acct: c.r.wallet.account(ch.ID)}
+	s := &Session{Conn: cn, Ch: ch, Tick: cn.Target.Tick, acct: c.r.wallet.account(cn.Target, ch.ID)}
 	return s.Voucher(s.nextAmount()), s
 }
 
@@ -40,9 +40,14 @@ func (c *C) PayValid(cn *Conn) *Session {
 // returns the number of messages.
 func (c *C) ExpectServed(cn *Conn, s *Session) int {
 	if s != nil {
-		n, nv := s.ReadUntilNeedVoucher()
+		// What an earlier case left on the channel may outlast the stream:
+		// served is served, whichever way the stream stops.
+		n, nv, end, e := s.read(-1)
+		c.Check(end != endRefused, "message frames for a voucher one tick above everything the suite signed", "%s after %d messages", e, n)
 		c.Check(n >= 1, "at least one message for a voucher of one tick", "%d messages", n)
-		s.checkNeedVoucher(nv, s.acct.signed)
+		if end == endNeedVoucher {
+			s.checkNeedVoucher(nv, s.acct.signed)
+		}
 		return n
 	}
 	n := 0

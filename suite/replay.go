@@ -2,8 +2,11 @@ package suite
 
 import (
 	"encoding/json"
+	"math/big"
 	"strings"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/mppws/conformance/reference/mpp"
 )
@@ -44,156 +47,246 @@ func otherMethod(m string) string {
 	return "test"
 }
 
-// replayCases declares the challenge-id replay rejection cases.
-func replayCases(g *registry) {
-	g.Case("WS-REPLAY-001", func(c *C) {
-		c.sendTampered("forged id", forge)
-	})
-
-	g.Case("WS-REPLAY-002", func(c *C) {
-		c.sendTampered("request with amount 1", func(e *mpp.Challenge) {
-			var req map[string]any
-			if err := mpp.DecodeJSON(e.Request, &req); err != nil {
-				c.Failf([]string{"a request the suite can decode"}, "%v", err)
-			}
-			req["amount"] = "1"
-			s, err := mpp.EncodeJSON(req)
-			if err != nil {
-				c.Failf([]string{"a request the suite can encode"}, "%v", err)
-			}
-			c.Check(s != e.Request, "a request that differs from the issued one", "the issued amount is already 1")
-			e.Request = s
-		})
-	})
-
-	g.Case("WS-REPLAY-003", func(c *C) {
-		c.sendTampered("another realm", func(e *mpp.Challenge) { e.Realm = "attacker." + e.Realm })
-	})
-
-	g.Case("WS-REPLAY-004", func(c *C) {
-		c.sendTampered("another method", func(e *mpp.Challenge) { e.Method = otherMethod(e.Method) })
-	})
-
-	g.Case("WS-REPLAY-005", func(c *C) {
-		c.sendTampered("another intent", func(e *mpp.Challenge) {
-			if e.Intent == "charge" {
-				e.Intent = "session"
-			} else {
-				e.Intent = "charge"
-			}
-		})
-	})
-
-	g.Case("WS-REPLAY-006", func(c *C) {
-		c.sendTampered("expires one hour later", func(e *mpp.Challenge) {
-			at, err := e.ExpiresAt()
-			c.Check(err == nil, "an issued expires the suite can parse", "%v", err)
-			e.Expires = mpp.FormatExpires(at.Add(time.Hour))
-		})
-	})
-
-	g.Case("WS-REPLAY-007", func(c *C) {
-		t := c.Target()
-		issuer := c.Dial(t)
-		cn := c.Dial(t)
-		cn.SendCredential(cn.Authorization(issuer.Challenge, TestPayload))
-		cn.ExpectRejected("challenge of another open connection")
-		issuer.Quiet(c.r.t.Quiet, Paid)
-	})
-
-	g.Case("WS-REPLAY-008", func(c *C) {
-		t := c.Target()
-		first := c.Dial(t)
-		auth := first.Authorization(first.Challenge, TestPayload)
-		first.SendCredential(auth)
-		c.ExpectServed(first, nil)
-		cn := c.Dial(t)
-		cn.SendCredential(auth)
-		cn.ExpectRejected("credential replayed on a new connection")
-	})
-
-	g.Case("WS-REPLAY-009", func(c *C) {
-		t := c.Target()
-		cn := c.Dial(t)
-		at, err := cn.Challenge.ExpiresAt()
-		c.Check(err == nil, "an expires the suite can parse", "%v", err)
-		wait := time.Until(at) + 250*time.Millisecond
-		c.Check(wait <= c.r.t.Expiry, "a challenge that expires within "+c.r.t.Expiry.String(), "it expires in %s", time.Until(at))
-		cn.T.Note("waiting %s for the challenge to expire", wait.Round(time.Millisecond))
-		time.Sleep(wait)
-		p, _ := c.ValidPayload(cn)
-		cn.SendCredential(cn.Authorization(cn.Challenge, p))
-		cn.ExpectRejected("expired challenge")
-	})
-
-	g.Case("WS-REPLAY-010", func(c *C) {
-		c.sendTampered("id made with another secret", func(e *mpp.Challenge) {
-			e.ID = mpp.ComputeID([]byte("not-the-target-secret"), *e)
-		})
-	})
-
-	g.Case("WS-REPLAY-011", func(c *C) {
-		cn := c.Dial(c.Target())
-		p, _ := c.ValidPayload(cn)
-		auth := cn.Authorization(cn.Challenge, p)
-		cn.SendCredential(strings.TrimPrefix(auth, "Payment "))
-		cn.ExpectRejected("credential without the Payment scheme")
-	})
-
-	g.Case("WS-REPLAY-012", func(c *C) {
-		c.sendRaw("token that is not base64url", "Payment !!!not+base64/url!!!")
-	})
-
-	g.Case("WS-REPLAY-013", func(c *C) {
-		for _, body := range []string{`{"challenge":`, `[1,2,3]`, `"a string"`} {
-			c.sendRaw("token holding "+body, "Payment "+encodeToken([]byte(body)))
-		}
-	})
-
-	g.Case("WS-REPLAY-014", func(c *C) {
-		cn := c.Dial(c.Target())
-		payload := map[string]string{"proof": "x", "padding": strings.Repeat("A", 17<<10)}
-		auth := cn.Authorization(cn.Challenge, payload)
-		c.Check(len(auth) > 16<<10+len("Payment "), "a token over 16 KiB", "%d bytes", len(auth))
-		cn.SendCredential(auth)
-		cn.ExpectRejected("17 KiB credential")
-	})
-
-	g.Case("WS-REPLAY-015", func(c *C) {
-		c.sendTampered("echo without expires", func(e *mpp.Challenge) { e.Expires = "" })
-	})
-
-	g.Case("WS-REPLAY-016", func(c *C) {
-		c.sendTampered("changed opaque", func(e *mpp.Challenge) {
-			s, _ := mpp.EncodeJSON(map[string]string{"nonce": "replayed-by-the-suite"})
-			e.Opaque = s
-		})
-	})
-
-	g.Case("WS-REPLAY-017", func(c *C) {
-		cn := c.Dial(c.Target())
-		p, s := c.ValidPayload(cn)
-		bad := cn.Challenge
-		bad.Realm = "attacker." + bad.Realm
-		cn.SendCredential(cn.Authorization(bad, p))
-		cn.ExpectRejected("tampered realm")
-		cn.ExpectOpen("after a rejected credential")
-		if s != nil {
-			s.SendPayload(p)
-		} else {
-			cn.SendCredential(cn.Authorization(cn.Challenge, p))
-		}
-		c.ExpectServed(cn, s)
-	})
-
-	g.Case("WS-REPLAY-018", func(c *C) {
-		for _, payload := range []string{`"proof"`, `[1,2]`, `null`, `42`} {
-			cn := c.Dial(c.Target())
-			cred := map[string]json.RawMessage{"payload": json.RawMessage(payload)}
-			cred["challenge"], _ = json.Marshal(cn.Challenge)
-			raw, _ := json.Marshal(cred)
-			cn.SendCredential("Payment " + encodeToken(raw))
-			cn.ExpectRejected("payload " + payload)
-		}
-	})
+// replayCases are the challenge-ID replay rejection cases, each with its catalogue entry.
+func replayCases() []Case {
+	return []Case{
+		{Meta: Meta{ID: "WS-REPLAY-001", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "forged challenge id is rejected",
+			Requirement: "A credential whose challenge id does not verify by HMAC is rejected, with no application data or receipt.",
+			Source:      "protocol.md §2, §3.3; ws-dialects.md §5 scenario 5"},
+			Run: func(c *C) {
+				c.sendTampered("forged id", forge)
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-002", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "tampered request is rejected",
+			Requirement: "A credential echoing the issued id with a different request (a lower amount) is rejected, with no application data.",
+			Source:      "protocol.md §7 challenge binding"},
+			Run: func(c *C) {
+				c.sendTampered("request with amount 1", func(e *mpp.Challenge) {
+					var req map[string]any
+					if err := mpp.DecodeJSON(e.Request, &req); err != nil {
+						c.Failf([]string{"a request the suite can decode"}, "%v", err)
+					}
+					req["amount"] = "1"
+					s, err := mpp.EncodeJSON(req)
+					if err != nil {
+						c.Failf([]string{"a request the suite can encode"}, "%v", err)
+					}
+					c.Check(s != e.Request, "a request that differs from the issued one", "the issued amount is already 1")
+					e.Request = s
+				})
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-003", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "tampered realm is rejected",
+			Requirement: "A credential echoing the issued id with another realm is rejected, with no application data.",
+			Source:      "protocol.md §2.2, §7"},
+			Run: func(c *C) {
+				c.sendTampered("another realm", func(e *mpp.Challenge) { e.Realm = "attacker." + e.Realm })
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-004", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "tampered method is rejected",
+			Requirement: "A credential echoing the issued id with another method is rejected, with no application data.",
+			Source:      "protocol.md §7"},
+			Run: func(c *C) {
+				c.sendTampered("another method", func(e *mpp.Challenge) { e.Method = otherMethod(e.Method) })
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-005", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "tampered intent is rejected",
+			Requirement: "A credential echoing the issued id with another intent is rejected, with no application data.",
+			Source:      "protocol.md §7"},
+			Run: func(c *C) {
+				c.sendTampered("another intent", func(e *mpp.Challenge) {
+					if e.Intent == "charge" {
+						e.Intent = "session"
+					} else {
+						e.Intent = "charge"
+					}
+				})
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-006", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "extended expires is rejected",
+			Requirement: "A credential echoing the issued id with a later expires is rejected, with no application data.",
+			Source:      "protocol.md §7"},
+			Run: func(c *C) {
+				c.sendTampered("expires one hour later", func(e *mpp.Challenge) {
+					at, err := e.ExpiresAt()
+					c.Check(err == nil, "an issued expires the suite can parse", "%v", err)
+					e.Expires = mpp.FormatExpires(at.Add(time.Hour))
+				})
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-007", Area: AreaReplay, Level: MUST, Dialects: A, Needs: NeedsCharge,
+			Title:       "challenge issued on another connection is rejected",
+			Requirement: "A credential for a challenge issued on another, still open connection is rejected, with no application data.",
+			Source:      "suite requirement: a credential pays for the connection it was issued on"},
+			Run: func(c *C) {
+				t := c.Target()
+				issuer := c.Dial(t)
+				cn := c.Dial(t)
+				cn.SendCredential(cn.Authorization(issuer.Challenge, TestPayload))
+				cn.ExpectRejected("challenge of another open connection")
+				issuer.Quiet(c.r.t.Quiet, Paid)
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-008", Area: AreaReplay, Level: MUST, Dialects: A, Needs: NeedsCharge,
+			Title:       "credential replayed on a new connection is rejected",
+			Requirement: "A credential that already bought a stream, replayed on a new connection, is rejected with no application data or receipt.",
+			Source:      "protocol.md §3.3 (single use), §7 replay"},
+			Run: func(c *C) {
+				t := c.Target()
+				first := c.Dial(t)
+				auth := first.Authorization(first.Challenge, TestPayload)
+				first.SendCredential(auth)
+				c.ExpectServed(first, nil)
+				cn := c.Dial(t)
+				cn.SendCredential(auth)
+				cn.ExpectRejected("credential replayed on a new connection")
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-009", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsShortTTL,
+			Title:       "expired challenge is rejected",
+			Requirement: "A credential sent after its challenge's expires is rejected, with no application data.",
+			Source:      "protocol.md §3.3, §7 expiry; ws-dialects.md §5 scenario 6a"},
+			Run: func(c *C) {
+				t := c.Target()
+				cn := c.Dial(t)
+				at, err := cn.Challenge.ExpiresAt()
+				c.Check(err == nil, "an expires the suite can parse", "%v", err)
+				wait := time.Until(at) + 250*time.Millisecond
+				c.Check(wait <= c.r.t.Expiry, "a challenge that expires within "+c.r.t.Expiry.String(), "it expires in %s", time.Until(at))
+				cn.T.Note("waiting %s for the challenge to expire", wait.Round(time.Millisecond))
+				time.Sleep(wait)
+				p, _ := c.ValidPayload(cn)
+				cn.SendCredential(cn.Authorization(cn.Challenge, p))
+				cn.ExpectRejected("expired challenge")
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-010", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "challenge made with another secret is rejected",
+			Requirement: "A credential whose challenge copies the issued parameters but whose id is an HMAC under another secret is rejected.",
+			Source:      "protocol.md §2"},
+			Run: func(c *C) {
+				c.sendTampered("id made with another secret", func(e *mpp.Challenge) {
+					e.ID = mpp.ComputeID([]byte("not-the-target-secret"), *e)
+				})
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-011", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "credential without the Payment scheme is rejected",
+			Requirement: "A credential string without the \"Payment \" prefix is rejected, with no application data.",
+			Source:      "protocol.md §3.1; ws-dialects.md §5 scenario 13"},
+			Run: func(c *C) {
+				cn := c.Dial(c.Target())
+				p, _ := c.ValidPayload(cn)
+				auth := cn.Authorization(cn.Challenge, p)
+				cn.SendCredential(strings.TrimPrefix(auth, "Payment "))
+				cn.ExpectRejected("credential without the Payment scheme")
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-012", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "credential with bad base64url is rejected",
+			Requirement: "A credential whose token is not base64url is rejected, with no application data.",
+			Source:      "protocol.md §1.3, §3.1"},
+			Run: func(c *C) {
+				c.sendRaw("token that is not base64url", "Payment !!!not+base64/url!!!")
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-013", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "credential with bad JSON is rejected",
+			Requirement: "A credential whose token decodes to something other than a credential JSON object is rejected, with no application data.",
+			Source:      "protocol.md §3.2"},
+			Run: func(c *C) {
+				for _, body := range []string{`{"challenge":`, `[1,2,3]`, `"a string"`} {
+					c.sendRaw("token holding "+body, "Payment "+encodeToken([]byte(body)))
+				}
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-014", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "oversize credential is rejected",
+			Requirement: "A credential token over 16 KiB is rejected (error or close), with no application data.",
+			Source:      "protocol.md §3.1 (16 KiB caps); ws-dialects.md §5 scenario 17"},
+			Run: func(c *C) {
+				cn := c.Dial(c.Target())
+				payload := map[string]string{"proof": "x", "padding": strings.Repeat("A", 17<<10)}
+				auth := cn.Authorization(cn.Challenge, payload)
+				c.Check(len(auth) > 16<<10+len("Payment "), "a token over 16 KiB", "%d bytes", len(auth))
+				cn.SendCredential(auth)
+				cn.ExpectRejected("17 KiB credential")
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-015", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "echo without expires is rejected",
+			Requirement: "A credential whose echoed challenge lacks expires is rejected, with no application data.",
+			Source:      "protocol.md §3.3 (expires required by every verifier)"},
+			Run: func(c *C) {
+				c.sendTampered("echo without expires", func(e *mpp.Challenge) { e.Expires = "" })
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-016", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "tampered opaque is rejected",
+			Requirement: "A credential echoing the issued id with a changed or dropped opaque is rejected, with no application data.",
+			Source:      "protocol.md §2, §7 opaque pinning"},
+			Run: func(c *C) {
+				c.sendTampered("changed opaque", func(e *mpp.Challenge) {
+					s, _ := mpp.EncodeJSON(map[string]string{"nonce": "replayed-by-the-suite"})
+					e.Opaque = s
+				})
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-017", Area: AreaReplay, Level: SHOULD, Dialects: A, Needs: NeedsAny,
+			Title:       "connection stays usable after a rejected credential",
+			Requirement: "After a rejected credential the connection stays open and a valid credential is then accepted.",
+			Source:      "ws-dialects.md §1.3 (client may retry)"},
+			Run: func(c *C) {
+				cn := c.Dial(c.Target())
+				p, s := c.ValidPayload(cn)
+				bad := cn.Challenge
+				bad.Realm = "attacker." + bad.Realm
+				cn.SendCredential(cn.Authorization(bad, p))
+				cn.ExpectRejected("tampered realm")
+				cn.ExpectOpen("after a rejected credential")
+				if s != nil {
+					s.SendPayload(p)
+				} else {
+					cn.SendCredential(cn.Authorization(cn.Challenge, p))
+				}
+				c.ExpectServed(cn, s)
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-018", Area: AreaReplay, Level: MUST, Dialects: AB, Needs: NeedsAny,
+			Title:       "credential payload that is not an object is rejected",
+			Requirement: "A credential whose payload is not a JSON object is rejected, with no application data.",
+			Source:      "protocol.md §3.2 (payload: object, required)"},
+			Run: func(c *C) {
+				for _, payload := range []string{`"proof"`, `[1,2]`, `null`, `42`} {
+					cn := c.Dial(c.Target())
+					cred := map[string]json.RawMessage{"payload": json.RawMessage(payload)}
+					cred["challenge"], _ = json.Marshal(cn.Challenge)
+					raw, _ := json.Marshal(cred)
+					cn.SendCredential("Payment " + encodeToken(raw))
+					cn.ExpectRejected("payload " + payload)
+				}
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-019", Area: AreaReplay, Level: MUST, Dialects: B, Needs: NeedsAny,
+			Title:       "a rejection closes the socket with 1008",
+			Requirement: "A rejected authorization gets payment-error, then a close frame with code 1008 and a reason of at most 123 bytes (RFC 6455 §5.5), so neither side is left with an open socket nobody serves.",
+			Source:      "ws-dialects.md §2.3 step 5, §2.7, §6 B1 (mppx's reason overflows and the socket stays open)"},
+			Run: func(c *C) {
+				cn := c.Dial(c.Target())
+				c.payTampered(cn, forge)
+				cn.Expect(c.r.t.Reply, []Outcome{ErrorFrame}, Paid)
+				e, ok := cn.Next(c.r.t.Reply)
+				switch {
+				case !ok:
+					c.Failf([]string{"close 1008 after payment-error"}, "no close within %s: the socket is left open and nobody serves it (mppx bug B1)", c.r.t.Reply)
+				case !e.Closed:
+					c.Failf([]string{"close 1008 after payment-error"}, "%s", e)
+				}
+				c.Check(e.Code == websocket.StatusPolicyViolation, "close code 1008", "%s", e)
+				c.Check(len(e.Reason) <= 123, "a close reason of at most 123 bytes", "%d bytes", len(e.Reason))
+				c.Observe("closed %d %q", e.Code, e.Reason)
+			}},
+		{Meta: Meta{ID: "WS-REPLAY-020", Area: AreaReplay, Level: SHOULD, Dialects: B, Needs: NeedsSession,
+			Title:       "an accepted voucher replayed on a new connection is an idempotent retry",
+			Requirement: "The last accepted voucher sent again on a new connection gets a payment-receipt with acceptedCumulative unchanged and buys nothing new.",
+			Source:      "protocol.md §6.6 (amount == H: idempotent); ws-dialects.md §5 scenario 6c"},
+			Run: func(c *C) {
+				s := c.OpenSession(AnyChannel)
+				accepted := new(big.Int).Set(s.acct.accepted)
+				s.Close()
+				t := c.Connect(s.Ch)
+				t.Send(t.Voucher(accepted))
+				r := t.expectAck(accepted)
+				c.Check(r.AcceptedCumulative == accepted.String(), "acceptedCumulative unchanged", "%s", r.AcceptedCumulative)
+				t.ExpectNoUnits("the last accepted voucher again on a new connection")
+			}},
+	}
 }

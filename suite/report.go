@@ -99,8 +99,8 @@ func summarize(cfg Config, r *run, selected map[string]bool, results []Result) *
 	}
 	for id := range selected {
 		if !got[id] {
-			// A selected case that never reported: the catalogue has no body
-			// for it, or the run was interrupted.
+			// A selected case that never reported: the run was interrupted,
+			// or a Ginkgo filter left it out.
 			m, _ := Lookup(id)
 			s.Results = append(s.Results, Result{ID: id, Title: m.Title, Level: m.Level, Area: m.Area, Dialects: m.Dialects, Verdict: NotRun})
 		}

@@ -38,10 +38,7 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	if err := validateCatalogue(); err != nil {
 		return nil, err
 	}
-	defs, err := cases()
-	if err != nil {
-		return nil, err
-	}
+	defs := allCases()
 	selected, err := selection(cfg.Select)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
@@ -71,7 +68,7 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 		repCfg.JUnitReport = filepath.Join(cfg.ReportDir, "junit.xml")
 		repCfg.JSONReport = filepath.Join(cfg.ReportDir, "ginkgo.json")
 	}
-	var chosen []caseDef
+	var chosen []Case
 	for _, d := range defs {
 		if selected[d.ID] {
 			chosen = append(chosen, d)
@@ -151,7 +148,7 @@ func report(m Meta, res result) {
 func selection(args []string) (map[string]bool, error) {
 	sel := map[string]bool{}
 	if len(args) == 0 {
-		for _, m := range catalogue {
+		for _, m := range Catalogue() {
 			sel[m.ID] = true
 		}
 		return sel, nil
@@ -162,7 +159,7 @@ func selection(args []string) (map[string]bool, error) {
 			continue
 		}
 		area, found := Area(strings.ToLower(a)), false
-		for _, m := range catalogue {
+		for _, m := range Catalogue() {
 			if m.Area == area {
 				sel[m.ID], found = true, true
 			}

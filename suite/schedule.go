@@ -44,14 +44,14 @@ type scheduler struct {
 }
 
 type job struct {
-	def  caseDef
+	def  Case
 	done chan struct{}
 	res  result
 }
 
 // newScheduler plans the run of defs. With shuffle, cases start in an order
 // drawn from seed within their phase (Ginkgo's --randomize-all).
-func newScheduler(r *run, defs []caseDef, parallel int, shuffle bool, seed int64) *scheduler {
+func newScheduler(r *run, defs []Case, parallel int, shuffle bool, seed int64) *scheduler {
 	sc := &scheduler{r: r, parallel: max(1, parallel), jobs: map[string]*job{}}
 	for _, d := range defs {
 		j := &job{def: d, done: make(chan struct{})}
@@ -117,7 +117,7 @@ func (sc *scheduler) runCase(ctx context.Context, j *job) {
 	c := &C{Meta: m, r: sc.r, ctx: cctx, T: peer.NewTranscript(), soft: m.Level == INFO || (m.Level == SHOULD && !sc.r.cfg.Strict)}
 	start := time.Now()
 	out := make(chan result, 1)
-	go func() { out <- c.exec(j.def.body) }()
+	go func() { out <- c.exec(j.def.Run) }()
 	select {
 	case j.res = <-out:
 	case <-cctx.Done():

@@ -26,25 +26,39 @@ import (
 // take turns.
 type wallet struct {
 	mu       sync.Mutex
-	accounts map[tempo.Hash]*account
+	accounts map[accountKey]*account
+	signed   map[tempo.Hash]*signatures
 	busy     map[tempo.Hash]bool
 	wake     chan struct{} // closed and replaced whenever a lease ends
 }
 
-// account is what the suite knows of one channel.
+// account is what the suite knows of one channel on one target. What the
+// suite signed belongs to the channel (a voucher pays on any server that
+// knows the channel); what was accepted and spent belongs to the target.
 type account struct {
-	// signed is the highest amount the suite signed for the channel in a
-	// voucher a target might accept: every new voucher goes above it.
-	signed *big.Int
-	// ceiling is the highest amount sent for the channel in any voucher,
-	// including ones no correct target accepts (over the deposit).
-	ceiling *big.Int
+	*signatures
 	// accepted and spent are the target's numbers, as last reported. spent
 	// never decreases, so it bounds what a later connection can find.
 	accepted, spent *big.Int
 	units           uint64
 	// closed is set once the target confirmed a close of the channel.
 	closed bool
+}
+
+// signatures are the amounts the suite put in vouchers for one channel.
+type signatures struct {
+	// signed is the highest amount signed in a voucher a target might
+	// accept: every new voucher goes above it.
+	signed *big.Int
+	// ceiling is the highest amount sent in any voucher, including ones no
+	// correct target accepts (over the deposit).
+	ceiling *big.Int
+}
+
+// accountKey names a channel on a target.
+type accountKey struct {
+	target string
+	id     tempo.Hash
 }
 
 // raise records a voucher a target might accept: later ones go above it.
@@ -63,17 +77,23 @@ func (a *account) sent(amount *big.Int) {
 }
 
 func newWallet() *wallet {
-	return &wallet{accounts: map[tempo.Hash]*account{}, busy: map[tempo.Hash]bool{}, wake: make(chan struct{})}
+	return &wallet{accounts: map[accountKey]*account{}, signed: map[tempo.Hash]*signatures{}, busy: map[tempo.Hash]bool{}, wake: make(chan struct{})}
 }
 
-func (w *wallet) account(id tempo.Hash) *account {
+func (w *wallet) account(t *Target, id tempo.Hash) *account {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	a, ok := w.accounts[id]
+	k := accountKey{t.URL, id}
+	a, ok := w.accounts[k]
 	if !ok {
+		sig, ok := w.signed[id]
+		if !ok {
+			sig = &signatures{signed: new(big.Int), ceiling: new(big.Int)}
+			w.signed[id] = sig
+		}
 		// A freshly started target: nothing accepted or spent.
-		a = &account{signed: new(big.Int), ceiling: new(big.Int), accepted: new(big.Int), spent: new(big.Int)}
-		w.accounts[id] = a
+		a = &account{signatures: sig, accepted: new(big.Int), spent: new(big.Int)}
+		w.accounts[k] = a
 	}
 	return a
 }
@@ -164,7 +184,7 @@ func only(want fixtures.Channel) ChannelFilter {
 func (c *C) openChannels(t *Target) []fixtures.Channel {
 	var out []fixtures.Channel
 	for _, ch := range t.Channels {
-		if !c.r.wallet.account(ch.ID).closed {
+		if !c.r.wallet.account(t, ch.ID).closed {
 			out = append(out, ch)
 		}
 	}
@@ -228,7 +248,7 @@ func (c *C) leased() []fixtures.Channel {
 func (c *C) Connect(ch fixtures.Channel) *Session {
 	t := c.TargetFor(NeedsSession)
 	cn := c.Dial(t)
-	return &Session{Conn: cn, Ch: ch, Tick: t.Tick, acct: c.r.wallet.account(ch.ID)}
+	return &Session{Conn: cn, Ch: ch, Tick: t.Tick, acct: c.r.wallet.account(t, ch.ID)}
 }
 
 // OpenSession connects to the session target on a leased channel and
@@ -293,14 +313,14 @@ func (s *Session) learn(nv frame.NeedVoucher, accepted, floor *big.Int) {
 		spent.Sub(spent, s.Tick)
 		if spent.Cmp(floor) < 0 {
 			s.c.SetupFailed("channel %s: the target reports spent %s, below the %s it reported earlier in this run: its channel state went backwards between connections. The suite needs a target that keeps channel state across connections, as real servers do (%s)",
-				s.Ch.Name, spent, floor, s.c.r.wallet.describe(s.Ch.ID))
+				s.Ch.Name, spent, floor, s.c.r.wallet.describe(s.Target, s.Ch.ID))
 		}
 	}
 	s.checkNeedVoucher(nv, accepted)
 }
 
-func (w *wallet) describe(id tempo.Hash) string {
-	a := w.account(id)
+func (w *wallet) describe(t *Target, id tempo.Hash) string {
+	a := w.account(t, id)
 	return fmt.Sprintf("the suite signed up to %s; the target last reported accepted %s, spent %s", a.signed, a.accepted, a.spent)
 }
 
