@@ -225,6 +225,25 @@ func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.d.transport.RoundTrip(r)
 }
 
+// ProbeURL is the URL of dialect B's probe: the socket URL's http(s)
+// twin, same host, path and query.
+func ProbeURL(ws string) (string, error) {
+	u, err := url.Parse(ws)
+	if err != nil {
+		return "", fmt.Errorf("url %q: %w", ws, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	default:
+		return "", fmt.Errorf("url %q: want ws:// or wss://", ws)
+	}
+	u.Fragment = ""
+	return u.String(), nil
+}
+
 // Explain adds what to do to an error caused by a certificate that does
 // not verify; other errors come back unchanged.
 func Explain(err error) error {

@@ -153,9 +153,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	defer cfg.Dialer.Close()
-	r := &runner{cfg: cfg, rec: newRecorder(), http: cfg.Dialer.HTTPClient()}
+	r := &runner{cfg: cfg, rec: &recorder{}, http: cfg.Dialer.HTTPClient()}
 	var err error
-	if r.probeURL, err = probeURL(cfg.URL); err != nil {
+	if r.probeURL, err = connect.ProbeURL(cfg.URL); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	o, err := r.discover(ctx)
