@@ -407,7 +407,10 @@ func (st *stream) needVoucher(nv frame.NeedVoucher, at time.Time) error {
 	if st.pausedAt.IsZero() {
 		st.pausedAt = at
 	}
-	if !st.closing && st.pending == nil {
+	// A need-voucher sent before the pending voucher landed is answered by
+	// it; one that shows it accepted is a new shortage, to pay once its
+	// receipt is in (it may overtake the receipt).
+	if !st.closing && (st.pending == nil || accepted.Cmp(st.pending) >= 0) {
 		st.want, st.required = true, required
 	}
 	return nil
