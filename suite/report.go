@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mppws/conformance/suite/harness"
 )
 
 // Verdict is a case's outcome in the conformance report.
@@ -43,19 +45,19 @@ type Result struct {
 
 // verdictOf derives a verdict from how the case ended and its level; no
 // case decides its own category.
-func verdictOf(m Meta, res result, expectFail map[string]string) Result {
+func verdictOf(m Meta, res harness.Result, expectFail map[string]string) Result {
 	r := Result{ID: m.ID, Title: m.Title, Level: m.Level, Area: m.Area, Dialects: m.Dialects,
-		Duration: res.duration, Seconds: res.duration.Seconds(), Observed: res.observed}
-	switch res.kind {
-	case resultNotApplicable:
-		r.Verdict, r.Reason = NotApplicable, res.reason
-	case resultNotRun:
-		r.Verdict, r.Reason = NotRun, res.reason
-	case resultFailed:
-		r.Verdict, r.Failure = Failed, res.failure
-	case resultNonStrict:
-		r.Verdict, r.Failure = NonStrict, res.failure
-	case resultPassed:
+		Duration: res.Duration, Seconds: res.Duration.Seconds(), Observed: res.Observed}
+	switch res.Kind {
+	case harness.NotApplicable:
+		r.Verdict, r.Reason = NotApplicable, res.Reason
+	case harness.NotRun:
+		r.Verdict, r.Reason = NotRun, res.Reason
+	case harness.Failed:
+		r.Verdict, r.Failure = Failed, res.Failure
+	case harness.NonStrict:
+		r.Verdict, r.Failure = NonStrict, res.Failure
+	case harness.Passed:
 		r.Verdict = OK
 		if m.Level == INFO {
 			r.Verdict = Informational
@@ -84,9 +86,9 @@ type Summary struct {
 	Problems []string        `json:"problems,omitempty"`
 }
 
-func summarize(cfg Config, r *run, selected map[string]bool, results []Result) *Summary {
-	s := &Summary{Target: cfg.TargetLabel, Dialect: r.dialect, Strict: cfg.Strict, Counts: map[Verdict]int{}}
-	for _, t := range r.targets {
+func summarize(cfg Config, r *harness.Run, selected map[string]bool, results []Result) *Summary {
+	s := &Summary{Target: cfg.TargetLabel, Dialect: r.Dialect(), Strict: cfg.Strict, Counts: map[Verdict]int{}}
+	for _, t := range r.Targets() {
 		s.Targets = append(s.Targets, t.String())
 	}
 	got := map[string]bool{}
@@ -167,7 +169,7 @@ func (s *Summary) print(w io.Writer) {
 		if note == "" && len(r.Observed) > 0 && (r.Verdict == Informational || r.Verdict == NonStrict) {
 			note = r.Observed[len(r.Observed)-1]
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, r.Verdict, r.Level, r.Title, clipNote(note))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, r.Verdict, r.Level, r.Title, harness.ClipNote(note))
 	}
 	tw.Flush()
 	var parts []string
@@ -185,12 +187,4 @@ func (s *Summary) print(w io.Writer) {
 	for _, p := range s.Problems {
 		fmt.Fprintln(w, "  -", p)
 	}
-}
-
-func clipNote(s string) string {
-	s = firstLine(s)
-	if len(s) > 100 {
-		return s[:97] + "..."
-	}
-	return s
 }

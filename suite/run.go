@@ -2,7 +2,6 @@ package suite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,13 +10,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
+
+	"github.com/mppws/conformance/suite/harness"
 )
-
-// ErrUsage marks a configuration or selection error (exit 2).
-var ErrUsage = errors.New("invalid configuration")
-
-// ErrSetup marks a target that cannot be reached or understood (exit 3).
-var ErrSetup = errors.New("setup failed")
 
 // TestingT is what RunSpecs needs: go test passes its *testing.T, the CLI
 // passes a recorder.
@@ -32,29 +27,18 @@ func (f *failRecorder) Fail() { f.failed = true }
 // builds Ginkgo's spec tree and calls RunSpecs, which Ginkgo allows once per
 // process.
 func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
-	}
 	if err := validateCatalogue(); err != nil {
 		return nil, err
 	}
-	defs := allCases()
 	selected, err := selection(cfg.Select)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	r := &run{cfg: cfg, t: baseTimeouts.scale(cfg.TimeoutScale), wallet: newWallet()}
-	for _, u := range cfg.Targets {
-		tg, err := discover(ctx, u, cfg.Dialect, cfg.Channels, r.t.Connect)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
-		}
-		if r.dialect != "" && r.dialect != tg.Dialect.Name() {
-			return nil, fmt.Errorf("%w: %s speaks dialect %s, the other targets %s: run them separately", ErrUsage, u, tg.Dialect.Name(), r.dialect)
-		}
-		r.targets = append(r.targets, tg)
-		r.dialect = tg.Dialect.Name()
+	r, err := harness.NewRun(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
+	cfg = r.Config()
 	if cfg.ReportDir != "" {
 		if err := os.MkdirAll(cfg.ReportDir, 0o755); err != nil {
 			return nil, fmt.Errorf("%w: report dir: %v", ErrUsage, err)
@@ -68,34 +52,34 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 		repCfg.JUnitReport = filepath.Join(cfg.ReportDir, "junit.xml")
 		repCfg.JSONReport = filepath.Join(cfg.ReportDir, "ginkgo.json")
 	}
-	var chosen []Case
-	for _, d := range defs {
+	var chosen []harness.Case
+	for _, d := range allCases() {
 		if selected[d.ID] {
 			chosen = append(chosen, d)
 		}
 	}
-	sched := newScheduler(r, chosen, cfg.Parallel, suiteCfg.RandomizeAllSpecs, suiteCfg.RandomSeed)
+	sched := harness.NewScheduler(r, chosen, suiteCfg.RandomizeAllSpecs, suiteCfg.RandomSeed)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	sched.start(runCtx)
+	sched.Start(runCtx)
 
 	var mu sync.Mutex
 	var results []Result
-	for _, area := range Areas {
+	for _, area := range harness.Areas {
 		Describe(areaTitles[area], func() {
 			for _, d := range chosen {
 				if d.Area != area {
 					continue
 				}
 				It(fmt.Sprintf("[%s] %s", d.ID, d.Title), Label(d.Labels()...), func(ctx SpecContext) {
-					res, err := sched.wait(ctx, d.ID)
+					res, err := sched.Wait(ctx, d.ID)
 					if err != nil {
 						Fail(fmt.Sprintf("[%s] interrupted: %v", d.ID, err))
 					}
 					mu.Lock()
 					results = append(results, verdictOf(d.Meta, res, cfg.ExpectFail))
 					mu.Unlock()
-					report(d.Meta, res)
+					report(res)
 				})
 			}
 		})
@@ -105,7 +89,7 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	}
 	gomega.RegisterFailHandler(Fail)
 	RunSpecs(t, "MPP WebSocket conformance", suiteCfg, repCfg)
-	if err := r.aborted(); err != nil {
+	if err := r.Aborted(); err != nil {
 		return nil, err
 	}
 
@@ -121,26 +105,32 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 
 // areaTitles name the Ginkgo container of each area.
 var areaTitles = map[Area]string{
-	AreaWire:    "Wire compatibility",
-	AreaReplay:  "Challenge-ID replay rejection",
-	AreaVoucher: "Voucher exhaustion",
-	AreaRobust:  "Robustness",
+	harness.AreaWire:    "Wire compatibility",
+	harness.AreaReplay:  "Challenge-ID replay rejection",
+	harness.AreaVoucher: "Voucher exhaustion",
+	harness.AreaRobust:  "Robustness",
 }
+
+// Report entry names of the Ginkgo specs.
+const (
+	entryObserved   = "observed"
+	entryTranscript = "transcript"
+)
 
 // report replays a case's result on its Ginkgo spec: observations and the
 // transcript as report entries, then a skip or a failure.
-func report(m Meta, res result) {
-	for _, o := range res.observed {
+func report(res harness.Result) {
+	for _, o := range res.Observed {
 		AddReportEntry(entryObserved, o, ReportEntryVisibilityFailureOrVerbose)
 	}
-	AddReportEntry(entryTranscript, res.transcript, ReportEntryVisibilityFailureOrVerbose)
-	switch res.kind {
-	case resultNotApplicable:
-		Skip("NOT APPLICABLE: " + res.reason)
-	case resultNotRun:
-		Skip("NOT RUN: " + res.reason)
-	case resultFailed:
-		Fail(res.failure)
+	AddReportEntry(entryTranscript, res.Transcript, ReportEntryVisibilityFailureOrVerbose)
+	switch res.Kind {
+	case harness.NotApplicable:
+		Skip("NOT APPLICABLE: " + res.Reason)
+	case harness.NotRun:
+		Skip("NOT RUN: " + res.Reason)
+	case harness.Failed:
+		Fail(res.Failure)
 	}
 }
 

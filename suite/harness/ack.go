@@ -1,4 +1,4 @@
-package suite
+package harness
 
 import (
 	"encoding/json"
@@ -12,12 +12,12 @@ import (
 // AnyFrame is any event at all: for "the server says nothing".
 var AnyFrame = Outcome{"any frame or close", func(peer.Event) bool { return true }}
 
-// expectAck reads the payment-receipt that must acknowledge a voucher of
+// ExpectAck reads the payment-receipt that must acknowledge a voucher of
 // amount, before any message, and checks its fields.
-func (s *Session) expectAck(amount *big.Int) mpp.SessionReceipt {
-	c := s.c
+func (s *Session) ExpectAck(amount *big.Int) mpp.SessionReceipt {
+	c := s.C
 	e, _ := s.Expect(c.r.t.Reply, []Outcome{ReceiptFrame}, []Outcome{DataFrame, NeedVoucher, ErrorFrame, Closed})
-	c.checkFields("payment-receipt data", e.Frame.Receipt, map[string]string{
+	c.CheckFields("payment-receipt data", e.Frame.Receipt, map[string]string{
 		"method": "string", "intent": "string", "status": "string", "timestamp": "string", "reference": "string",
 		"challengeId": "string", "channelId": "string", "acceptedCumulative": "decimal", "spent": "decimal",
 		"units": "number?", "txHash": "string?",

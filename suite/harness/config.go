@@ -1,9 +1,4 @@
-// Package suite is the MPP WebSocket conformance suite: Ginkgo specs that
-// drive any target over the wire. It is bootstrapped twice: by `go test`
-// against an in-process reference server, and by cmd/conformance against a
-// target URL. Specs read their configuration when they run, never when the
-// tree is built, so both bootstraps share one tree.
-package suite
+package harness
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package suite
+package harness
 
 import (
 	"encoding/json"
@@ -19,9 +19,8 @@ func (c *C) ValidPayload(cn *Conn) (any, *Session) {
 	if cn.Target.Intent == "charge" {
 		return TestPayload, nil
 	}
-	ch := c.channel(cn.Target, AnyChannel)
-	s := &Session{Conn: cn, Ch: ch, Tick: cn.Target.Tick, acct: c.r.wallet.account(cn.Target, ch.ID)}
-	return s.Voucher(s.nextAmount()), s
+	s := c.SessionOn(cn, c.Channel(cn.Target, AnyChannel))
+	return s.Voucher(s.NextAmount()), s
 }
 
 // PayValid sends a valid credential on cn, echoing its challenge.
@@ -46,7 +45,7 @@ func (c *C) ExpectServed(cn *Conn, s *Session) int {
 		c.Check(end != endRefused, "message frames for a voucher one tick above everything the suite signed", "%s after %d messages", e, n)
 		c.Check(n >= 1, "at least one message for a voucher of one tick", "%d messages", n)
 		if end == endNeedVoucher {
-			s.checkNeedVoucher(nv, s.acct.signed)
+			s.CheckNeedVoucher(nv, s.Acct.Signed)
 		}
 		return n
 	}
@@ -74,8 +73,8 @@ func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	return m, err
 }
 
-// challengeOf returns the challenge a frame carries.
-func challengeOf(f frame.Frame) (mpp.Challenge, error) {
+// ChallengeOf returns the challenge a frame carries.
+func ChallengeOf(f frame.Frame) (mpp.Challenge, error) {
 	var ch mpp.Challenge
 	err := json.Unmarshal(f.Challenge, &ch)
 	return ch, err

@@ -1,4 +1,4 @@
-package suite
+package harness
 
 import (
 	"context"
@@ -10,34 +10,34 @@ import (
 	"github.com/mppws/conformance/suite/peer"
 )
 
-// resultKind is how a case body ended, before levels and expect-fail lists
+// Kind is how a case body ended, before levels and expect-fail lists
 // turn it into a verdict.
-type resultKind int
+type Kind int
 
 const (
-	resultPassed resultKind = iota
-	resultFailed
-	resultNonStrict
-	resultNotApplicable
-	resultNotRun
+	Passed Kind = iota
+	Failed
+	NonStrict
+	NotApplicable
+	NotRun
 )
 
-// result is what running one case produced.
-type result struct {
-	kind       resultKind
-	failure    string // the failure message, with the transcript
-	reason     string // why not applicable, or why not run
-	observed   []string
-	transcript string
-	duration   time.Duration
+// Result is what running one case produced.
+type Result struct {
+	Kind       Kind
+	Failure    string // the failure message, with the transcript
+	Reason     string // why not applicable, or why not run
+	Observed   []string
+	Transcript string
+	Duration   time.Duration
 }
 
-// scheduler runs the selected cases: side by side where they may, alone
+// Scheduler runs the selected cases: side by side where they may, alone
 // where they must, and the ones that check or spend the target for good at
 // the end. The Ginkgo specs and the Go test API only wait for its results,
 // so the order they report in never changes what runs when.
-type scheduler struct {
-	r        *run
+type Scheduler struct {
+	r        *Run
 	parallel int
 	phases   [Closing + 1][]*job
 	jobs     map[string]*job
@@ -46,13 +46,13 @@ type scheduler struct {
 type job struct {
 	def  Case
 	done chan struct{}
-	res  result
+	res  Result
 }
 
-// newScheduler plans the run of defs. With shuffle, cases start in an order
+// NewScheduler plans the run of defs. With shuffle, cases start in an order
 // drawn from seed within their phase (Ginkgo's --randomize-all).
-func newScheduler(r *run, defs []Case, parallel int, shuffle bool, seed int64) *scheduler {
-	sc := &scheduler{r: r, parallel: max(1, parallel), jobs: map[string]*job{}}
+func NewScheduler(r *Run, defs []Case, shuffle bool, seed int64) *Scheduler {
+	sc := &Scheduler{r: r, parallel: max(1, r.cfg.Parallel), jobs: map[string]*job{}}
 	for _, d := range defs {
 		j := &job{def: d, done: make(chan struct{})}
 		sc.jobs[d.ID] = j
@@ -67,8 +67,8 @@ func newScheduler(r *run, defs []Case, parallel int, shuffle bool, seed int64) *
 	return sc
 }
 
-// start runs every phase in turn, in the background.
-func (sc *scheduler) start(ctx context.Context) {
+// Start runs every phase in turn, in the background.
+func (sc *Scheduler) Start(ctx context.Context) {
 	go func() {
 		for ph, jobs := range sc.phases {
 			width := 1
@@ -89,34 +89,34 @@ func (sc *scheduler) start(ctx context.Context) {
 	}()
 }
 
-// wait returns the result of case id once it has run.
-func (sc *scheduler) wait(ctx context.Context, id string) (result, error) {
+// Wait returns the result of case id once it has run.
+func (sc *Scheduler) Wait(ctx context.Context, id string) (Result, error) {
 	j, ok := sc.jobs[id]
 	if !ok {
-		return result{}, fmt.Errorf("case %s is not scheduled", id)
+		return Result{}, fmt.Errorf("case %s is not scheduled", id)
 	}
 	select {
 	case <-j.done:
 		return j.res, nil
 	case <-ctx.Done():
-		return result{}, context.Cause(ctx)
+		return Result{}, context.Cause(ctx)
 	}
 }
 
 // runCase runs one case within the case timeout. A body that overruns has
 // its connections closed, which ends every wait it is in.
-func (sc *scheduler) runCase(ctx context.Context, j *job) {
+func (sc *Scheduler) runCase(ctx context.Context, j *job) {
 	defer close(j.done)
-	if err := sc.r.aborted(); err != nil {
-		j.res = result{kind: resultNotRun, reason: "the run stopped: " + err.Error()}
+	if err := sc.r.Aborted(); err != nil {
+		j.res = Result{Kind: NotRun, Reason: "the run stopped: " + err.Error()}
 		return
 	}
 	m := j.def.Meta
 	cctx, cancel := context.WithTimeout(ctx, sc.r.t.Case)
 	defer cancel()
-	c := &C{Meta: m, r: sc.r, ctx: cctx, T: peer.NewTranscript(), soft: m.Level == INFO || (m.Level == SHOULD && !sc.r.cfg.Strict)}
+	c := &C{Meta: m, Timeouts: sc.r.t, r: sc.r, Ctx: cctx, T: peer.NewTranscript(), soft: m.Level == INFO || (m.Level == SHOULD && !sc.r.cfg.Strict)}
 	start := time.Now()
-	out := make(chan result, 1)
+	out := make(chan Result, 1)
 	go func() { out <- c.exec(j.def.Run) }()
 	select {
 	case j.res = <-out:
@@ -130,6 +130,6 @@ func (sc *scheduler) runCase(ctx context.Context, j *job) {
 		}
 	}
 	c.close()
-	j.res.duration = time.Since(start)
-	j.res.transcript = c.T.String()
+	j.res.Duration = time.Since(start)
+	j.res.Transcript = c.T.String()
 }

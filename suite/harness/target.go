@@ -1,4 +1,4 @@
-package suite
+package harness
 
 import (
 	"context"
@@ -109,9 +109,9 @@ func challengeFrame(ctx context.Context, url string, wait time.Duration) (mpp.Ch
 	return c, nil
 }
 
-// httpURL is the URL a dialect B client probes: ws→http, wss→https, same
+// HTTPURL is the URL a dialect B client probes: ws→http, wss→https, same
 // path and query.
-func httpURL(ws string) string {
+func HTTPURL(ws string) string {
 	switch {
 	case strings.HasPrefix(ws, "ws://"):
 		return "http://" + strings.TrimPrefix(ws, "ws://")
@@ -125,32 +125,32 @@ func httpURL(ws string) string {
 // returns its tempo/session challenge (or its first challenge) and the
 // response. Anything but a 402 with a Payment challenge is an error.
 func probe(ctx context.Context, url string, header http.Header) (mpp.Challenge, *http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, httpURL(url), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, HTTPURL(url), nil)
 	if err != nil {
 		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", url, err)
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := probeClient.Do(req)
+	resp, err := ProbeClient.Do(req)
 	if err != nil {
-		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", httpURL(url), err)
+		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", HTTPURL(url), err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusPaymentRequired {
-		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: HTTP %d, want 402 with a Payment challenge", httpURL(url), resp.StatusCode)
+		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: HTTP %d, want 402 with a Payment challenge", HTTPURL(url), resp.StatusCode)
 	}
 	var all []mpp.Challenge
 	for _, h := range resp.Header.Values("WWW-Authenticate") {
 		cs, err := mpp.ParseChallenges(h)
 		if err != nil {
-			return mpp.Challenge{}, resp, fmt.Errorf("probe %s: WWW-Authenticate %q: %w", httpURL(url), h, err)
+			return mpp.Challenge{}, resp, fmt.Errorf("probe %s: WWW-Authenticate %q: %w", HTTPURL(url), h, err)
 		}
 		all = append(all, cs...)
 	}
 	if len(all) == 0 {
-		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: 402 without a Payment challenge", httpURL(url))
+		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: 402 without a Payment challenge", HTTPURL(url))
 	}
 	for _, c := range all {
 		if c.Method == "tempo" && c.Intent == "session" {
@@ -160,7 +160,7 @@ func probe(ctx context.Context, url string, header http.Header) (mpp.Challenge, 
 	return all[0], resp, nil
 }
 
-var probeClient = &http.Client{Timeout: 30 * time.Second}
+var ProbeClient = &http.Client{Timeout: 30 * time.Second}
 
 // sessionTerms decodes a session request and finds the fixture channels
 // that can pay it.

@@ -1,4 +1,4 @@
-package suite
+package voucher
 
 import (
 	"crypto/rand"
@@ -7,7 +7,6 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -16,7 +15,7 @@ import (
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/reference/tempo"
-	"github.com/mppws/conformance/suite/peer"
+	"github.com/mppws/conformance/suite/harness"
 )
 
 // anvilKeys are the well-known Anvil/Hardhat development keys #0 to #9:
@@ -37,9 +36,9 @@ var anvilKeys = []string{
 
 // publicTestKeys are the keys the suite may sign with: the configured and
 // embedded fixture signer keys, then the Anvil keys.
-func publicTestKeys(c *C) []*secp256k1.PrivateKey {
+func publicTestKeys(c *harness.C) []*secp256k1.PrivateKey {
 	var out []*secp256k1.PrivateKey
-	for _, ch := range append(append([]fixtures.Channel(nil), c.r.cfg.Channels...), fixtures.Default()...) {
+	for _, ch := range append(append([]fixtures.Channel(nil), c.FixtureChannels()...), fixtures.Default()...) {
 		if ch.SignerKey != nil {
 			out = append(out, ch.SignerKey)
 		}
@@ -53,7 +52,7 @@ func publicTestKeys(c *C) []*secp256k1.PrivateKey {
 }
 
 // voucherKeyOf finds the public test key of addr.
-func voucherKeyOf(c *C, addr tempo.Address) (*secp256k1.PrivateKey, bool) {
+func voucherKeyOf(c *harness.C, addr tempo.Address) (*secp256k1.PrivateKey, bool) {
 	for _, k := range publicTestKeys(c) {
 		if tempo.AddressOf(k.PubKey()) == addr {
 			return k, true
@@ -63,7 +62,7 @@ func voucherKeyOf(c *C, addr tempo.Address) (*secp256k1.PrivateKey, bool) {
 }
 
 // voucherKeyOutside returns a public test key whose address is none of not.
-func voucherKeyOutside(c *C, not ...tempo.Address) *secp256k1.PrivateKey {
+func voucherKeyOutside(c *harness.C, not ...tempo.Address) *secp256k1.PrivateKey {
 next:
 	for _, k := range publicTestKeys(c) {
 		a := tempo.AddressOf(k.PubKey())
@@ -82,7 +81,7 @@ next:
 // correct target may accept and the wallet must not adopt: recording an
 // amount over the deposit would make every later voucher on the channel
 // unpayable.
-func signUnrecorded(c *C, key *secp256k1.PrivateKey, d tempo.Domain, id tempo.Hash, amount *big.Int) string {
+func signUnrecorded(c *harness.C, key *secp256k1.PrivateKey, d tempo.Domain, id tempo.Hash, amount *big.Int) string {
 	sig, err := tempo.SignVoucher(key, d, id, amount)
 	if err != nil {
 		c.Failf([]string{"a voucher the suite can sign"}, "%v", err)
@@ -92,233 +91,21 @@ func signUnrecorded(c *C, key *secp256k1.PrivateKey, d tempo.Domain, id tempo.Ha
 
 // overDeposit is a voucher of the channel's signer for one base unit over
 // the deposit, signed without telling the wallet (no target may take it).
-func overDeposit(s *Session) (*big.Int, tempo.VoucherPayload) {
+func overDeposit(s *harness.Session) (*big.Int, tempo.VoucherPayload) {
 	over := new(big.Int).Add(s.Ch.Deposit, big.NewInt(1))
-	s.acct.sent(over)
-	return over, voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(s.c, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over))
+	s.Acct.Sent(over)
+	return over, voucherPayloadFor(s, s.Ch.ID, over.String(), signUnrecorded(s.C, s.Ch.SignerKey, s.Ch.Domain(), s.Ch.ID, over))
 }
 
 // voucherPayloadFor builds a voucher payload with s's channel descriptor and
 // any channel id, amount text and signature text. It records nothing.
-func voucherPayloadFor(s *Session, id tempo.Hash, amount, sig string) tempo.VoucherPayload {
+func voucherPayloadFor(s *harness.Session, id tempo.Hash, amount, sig string) tempo.VoucherPayload {
 	p := tempo.VoucherPayload{Action: "voucher", ChannelID: id.String(), CumulativeAmount: amount, Signature: sig}
 	if s.Ch.Protocol == tempo.V2 {
 		desc := tempo.DescriptorOf(s.Ch.Channel)
 		p.Descriptor = &desc
 	}
 	return p
-}
-
-// Refuse sends a voucher payload the target must refuse, on s, and proves
-// with no silence window that it bought nothing: a valid voucher for one
-// tick over the accepted amount follows at once and must buy exactly one
-// message and a needVoucher showing it accepted. A variant taken anyway
-// shows as more messages, another acceptedCumulative, or the valid voucher
-// refused, and the failure names the variant. So that it shows, a
-// variant's amount is at most the accepted one or at least two ticks above
-// it (badAmount). A target that closes the connection on the refusal (every
-// dialect B target does) is paid on a new connection. Refuse returns the
-// session to go on with.
-func (s *Session) Refuse(variant string, payload any) *Session {
-	s.SendPayload(payload)
-	return s.barrier(variant, true)
-}
-
-// barrier pays one tick over the accepted amount on s and expects exactly
-// one message, then a needVoucher showing that voucher accepted. When the
-// variant went on s (here), one refusal frame and the close of s are
-// allowed before; the channel then pays on a new connection.
-func (s *Session) barrier(variant string, here bool) *Session {
-	c := s.c
-	g := plusTicks(s, s.acct.accepted, 1)
-	auth := s.Authorization(s.Challenge, s.Voucher(g))
-	if err := s.Peer.Send(c.ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}); err != nil {
-		if !here {
-			c.Failf([]string{"the connection open for the valid voucher of " + g.String()}, "%v", err)
-		}
-		// The target closed the connection on the refusal already.
-		c.Observe("%s: connection closed (%v)", variant, err)
-		return c.Connect(s.Ch).barrier(variant, false)
-	}
-	s.paid, s.paidAt = g, time.Now()
-	s.after = variant
-	defer func() { s.after = "" }()
-	n, refusals := 0, 0
-	for {
-		m, nv, end, e := s.read(1 - n)
-		n += m
-		switch end {
-		case endNeedVoucher:
-			c.Check(n == 1, "exactly 1 message for the valid voucher of "+g.String()+" sent after "+variant, "%d messages, then %s", n, e)
-			s.checkNeedVoucher(nv, g)
-			return s
-		case endStream:
-			s.mustContinue(end, e, n)
-		}
-		switch {
-		case here && e.Closed && n == 0:
-			// The target closed the connection on the refusal: the channel
-			// must still pay, on a new connection.
-			c.Observe("%s: %s", variant, e)
-			return c.Connect(s.Ch).barrier(variant, false)
-		case e.Closed:
-			c.Failf([]string{"a needVoucher after exactly 1 message for the valid voucher of " + g.String() + " sent after " + variant}, "%s after %d messages", e, n)
-		case !here || refusals > 0:
-			// One refusal frame is the variant's; another is the valid voucher's.
-			c.Failf([]string{"the valid voucher of " + g.String() + " accepted after " + variant + " was refused"},
-				"%s: the valid voucher was refused, so the target must have taken %s", e, variant)
-		}
-		refusals++
-		c.Observe("%s: %s", variant, e)
-	}
-}
-
-// badAmount is the amount a refused variant carries when it goes above the
-// accepted one: two ticks over it, so that a variant taken anyway makes the
-// one-tick barrier voucher after it decrease.
-func badAmount(s *Session) *big.Int { return plusTicks(s, s.acct.accepted, 2) }
-
-// meter counts what several connections metering one channel deliver
-// together, reading them in turn. A voucher accepted on one connection may
-// be spent by any of them, so only the total is exact.
-type meter struct {
-	c    *C
-	ss   []*Session
-	n    []int
-	last []*frame.NeedVoucher
-}
-
-func newMeter(c *C, ss ...*Session) *meter {
-	m := &meter{c: c}
-	for _, s := range ss {
-		m.add(s)
-	}
-	return m
-}
-
-func (m *meter) add(s *Session) {
-	m.ss = append(m.ss, s)
-	m.n = append(m.n, 0)
-	m.last = append(m.last, nil)
-}
-
-func (m *meter) total() int {
-	t := 0
-	for _, n := range m.n {
-		t += n
-	}
-	return t
-}
-
-func (m *meter) String() string {
-	var parts []string
-	for i, s := range m.ss {
-		nv := "no needVoucher"
-		if m.last[i] != nil {
-			nv = fmt.Sprintf("last needVoucher %+v", *m.last[i])
-		}
-		parts = append(parts, fmt.Sprintf("%s: %d messages, %s", s.Name, m.n[i], nv))
-	}
-	return strings.Join(parts, "; ")
-}
-
-// poll takes what each connection has ready, waiting a short slice on each,
-// and fails on frames a metered stream must not send.
-func (m *meter) poll() {
-	slice := m.c.r.t.Quiet / 64
-	for i, s := range m.ss {
-		for {
-			e, ok := s.Next(slice)
-			if !ok {
-				break
-			}
-			switch {
-			case e.IsFrame(frame.KindMessage):
-				m.n[i]++
-				s.Delivered++
-			case e.IsFrame(frame.KindNeedVoucher):
-				nv := e.Frame.NeedVoucher
-				m.last[i] = &nv
-			case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
-				// A re-challenge: later vouchers echo it.
-			case s.isAck(e):
-				// Dialect B acknowledges every voucher with a receipt.
-			case s.isEnd(e):
-				m.c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
-			default:
-				m.c.Failf([]string{"message and needVoucher frames on every connection of the channel"}, "[%s] %s (%s)", s.Name, e, m)
-			}
-		}
-	}
-}
-
-// shows reports whether a connection's newest needVoucher has
-// acceptedCumulative = paid.
-func (m *meter) shows(i int, paid *big.Int) bool {
-	if m.last[i] == nil {
-		return false
-	}
-	acc, err := tempo.ParseAmount(m.last[i].AcceptedCumulative, m.ss[i].Ch.Protocol)
-	return err == nil && acc.Cmp(paid) == 0
-}
-
-// settled reports whether some connection has asked for a voucher with
-// acceptedCumulative = paid: a target asks only when a charge fails, so the
-// funds are used up and every unit delivered anywhere is charged. Which
-// connections ask differs (mpp-rs every one, every poll; the reference only
-// the one whose own voucher fell short), so one is enough.
-func (m *meter) settled(paid *big.Int) bool {
-	for i := range m.ss {
-		if m.shows(i, paid) {
-			return true
-		}
-	}
-	return false
-}
-
-// adopt checks every needVoucher that shows paid accepted against the
-// accounting, and takes its numbers as the channel's state.
-func (m *meter) adopt(paid *big.Int) {
-	for i, s := range m.ss {
-		if m.shows(i, paid) {
-			s.checkNeedVoucher(*m.last[i], paid)
-		}
-	}
-}
-
-// until polls until done holds, failing after the Stream timeout.
-func (m *meter) until(what string, done func() bool) {
-	deadline := time.Now().Add(m.c.r.t.Stream)
-	for !done() {
-		if time.Now().After(deadline) {
-			m.c.Failf([]string{what + " within " + m.c.r.t.Stream.String()}, "%s", m)
-		}
-		m.poll()
-	}
-}
-
-// quiet keeps counting for d: units charged before the funds ran out may
-// still be on their way on the connections that did not ask.
-func (m *meter) quiet(d time.Duration) {
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		m.poll()
-	}
-}
-
-// payAcross pays k ticks on payer, reads every connection of the channel
-// until one asks for more with the voucher accepted, keeps counting for the
-// quiet window, and checks that together they delivered exactly what the
-// voucher adds over the known spent amount. It adopts the final state.
-func payAcross(c *C, payer *Session, k int, all ...*Session) {
-	before := new(big.Int).Set(payer.acct.spent)
-	paid := payer.PayUnits(k)
-	want := unitsBetween(payer, paid, before)
-	m := newMeter(c, all...)
-	m.until("a needVoucher with acceptedCumulative "+paid.String()+" on a connection of the channel", func() bool { return m.settled(paid) })
-	m.quiet(c.r.t.Quiet)
-	c.Check(m.total() == want, fmt.Sprintf("exactly %d messages in all for a voucher of %s over spent %s at tick %s", want, paid, before, payer.Tick),
-		"%d messages (%s)", m.total(), m)
-	m.adopt(paid)
 }
 
 // withV returns sig with its recovery byte replaced.
@@ -348,15 +135,15 @@ func exponentForm(v *big.Int) string {
 	return m + "e" + strconv.Itoa(len(d)-len(m))
 }
 
-// voucherCases are the voucher exhaustion cases, each with its catalogue entry.
-func voucherCases() []Case {
-	return []Case{
-		{Meta: Meta{ID: "WS-VOUCHER-001", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+// Cases are the voucher exhaustion cases, each with its catalogue entry.
+func Cases() []harness.Case {
+	return []harness.Case{
+		{Meta: harness.Meta{ID: "WS-VOUCHER-001", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "k paid ticks buy exactly k messages, then needVoucher",
 			Requirement: "With a voucher for exactly k more ticks the target delivers exactly k messages, then asks for a voucher with requiredCumulative = spent + tick, acceptedCumulative = the voucher, deposit = the channel deposit.",
 			Source:      "protocol.md §6.8, §6.9; ws-dialects.md §1.4"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				const k = 5
 				paid := s.PayUnits(k)
 				s.ExpectUnits(k, paid)
@@ -365,38 +152,38 @@ func voucherCases() []Case {
 				// too: closing it could let a target charge a unit to the dead
 				// socket (ws-dialects.md §5 scenario 18).
 				t := c.Connect(s.Ch)
-				payAcross(c, t, k, s, t)
+				harness.PayAcross(c, t, k, s, t)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-002", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-002", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "silence until paid",
 			Requirement: "After a needVoucher the target sends no message until a sufficient voucher arrives.",
 			Source:      "protocol.md §6.9 (pause delivery)"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				s.ExpectNoUnits("no voucher after the needVoucher")
 				// The pause was a pause: one tick resumes the stream.
 				paid := s.PayUnits(1)
 				s.ExpectUnits(1, paid)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-003", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-003", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "a voucher for m more ticks resumes exactly m messages",
 			Requirement: "After a needVoucher, a voucher for m more ticks resumes the stream with exactly m messages.",
 			Source:      "protocol.md §6.6, §6.8; ws-dialects.md §5 scenario 7"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				for _, m := range []int{1, 4, 7} {
 					paid := s.PayUnits(m)
 					s.ExpectUnits(m, paid)
 				}
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-004", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-004", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "voucher above accepted but below required buys nothing",
 			Requirement: "A voucher above acceptedCumulative but below requiredCumulative delivers no message.",
 			Source:      "ws-dialects.md §5 scenario 8"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
-				accepted := new(big.Int).Set(s.acct.accepted)
-				required := new(big.Int).Add(s.acct.spent, s.Tick)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
+				accepted := new(big.Int).Set(s.Acct.Accepted)
+				required := new(big.Int).Add(s.Acct.Spent, s.Tick)
 				gap := new(big.Int).Sub(required, accepted)
 				if gap.Cmp(big.NewInt(2)) < 0 {
 					c.NotApplicable("no amount lies strictly between acceptedCumulative %s and requiredCumulative %s", accepted, required)
@@ -406,71 +193,71 @@ func voucherCases() []Case {
 				s.ExpectNoUnits(fmt.Sprintf("voucher of %s (accepted %s, required %s)", short, accepted, required))
 				// Topping it up to the required amount buys the one unit.
 				paid := s.PayUnits(1)
-				s.ExpectUnits(unitsBetween(s, paid, s.acct.spent), paid)
+				s.ExpectUnits(harness.UnitsBetween(s, paid, s.Acct.Spent), paid)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-005", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-005", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "equal voucher adds no funds",
 			Requirement: "A voucher equal to acceptedCumulative delivers no message.",
 			Source:      "protocol.md §6.6 (amount == H); ws-dialects.md §5 scenario 9"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
-				accepted := new(big.Int).Set(s.acct.accepted)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
+				accepted := new(big.Int).Set(s.Acct.Accepted)
 				// Signatures are deterministic: this is the accepted voucher, byte for byte.
 				s.Refuse("the voucher equal to acceptedCumulative "+accepted.String(), s.Voucher(accepted))
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-006", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-006", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "decreasing voucher is rejected",
 			Requirement: "A voucher below acceptedCumulative delivers no message.",
 			Source:      "protocol.md §6.6 (amount < H)"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
-				accepted := new(big.Int).Set(s.acct.accepted)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
+				accepted := new(big.Int).Set(s.Acct.Accepted)
 				for _, lower := range []*big.Int{new(big.Int).Sub(accepted, big.NewInt(1)), new(big.Int).Sub(accepted, s.Tick)} {
 					if lower.Sign() >= 0 {
 						s = s.Refuse(fmt.Sprintf("the voucher of %s below acceptedCumulative %s", lower, accepted), s.Voucher(lower))
 					}
 				}
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-007", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-007", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "voucher over the deposit is rejected",
 			Requirement: "A voucher above the channel deposit delivers no message.",
 			Source:      "protocol.md §6.6 (amount > D)"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				over, p := overDeposit(s)
 				s.Refuse(fmt.Sprintf("the voucher of %s over the deposit %s", over, s.Ch.Deposit), p)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-008", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-008", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "voucher from the wrong signer is rejected",
 			Requirement: "A voucher signed by a key other than the channel's authorizedSigner (or payer) delivers no message.",
 			Source:      "protocol.md §6.5 (expected signer), §6.6"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				key := voucherKeyOutside(c, s.Ch.Signer(), s.Ch.Payer)
-				amount := badAmount(s)
+				amount := harness.BadAmount(s)
 				s.Refuse(fmt.Sprintf("the voucher of %s signed by %s (channel signer %s)", amount, tempo.AddressOf(key.PubKey()), s.Ch.Signer()),
 					s.VoucherSignedBy(amount, key, s.Ch.Domain(), s.Ch.ID))
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-009", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession, Channels: 2,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-009", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession, Channels: 2,
 			Title:       "voucher for another channel does not pay this stream",
 			Requirement: "A valid voucher for a different channel delivers no message on the metered channel.",
 			Source:      "ws-dialects.md §1.4 (no channel-match check in mpp-rs), §6 A3"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				// The second leased channel (catalogue: Channels 2). A voucher valid
 				// in every respect for it: a target may credit that channel, so it
 				// goes through that channel's account.
-				other := c.leased()[1]
-				o := &Session{Conn: s.Conn, Ch: other, Tick: s.Tick, acct: c.r.wallet.account(s.Target, other.ID)}
-				amount := o.nextAmount()
+				other := c.Leased()[1]
+				o := c.SessionOn(s.Conn, other)
+				amount := o.NextAmount()
 				s.Refuse(fmt.Sprintf("a voucher of %s for channel %s on a stream metering %s", amount, other.ID, s.Ch.ID), o.Voucher(amount))
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-010", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-010", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "malformed voucher signatures are rejected",
 			Requirement: "Vouchers whose signature is not 65 bytes, has v outside 27/28, is high-s, or is not hex deliver no message.",
 			Source:      "protocol.md §6.5"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				variants := []struct {
 					name   string
 					mangle func(sig []byte, text string) string
@@ -483,7 +270,7 @@ func voucherCases() []Case {
 					{"not hex", func(_ []byte, text string) string { return text[:2] + "zz" + text[4:] }},
 				}
 				for _, v := range variants {
-					amount := badAmount(s)
+					amount := harness.BadAmount(s)
 					// Recorded as signed: a lenient verifier may take this form.
 					p := s.Voucher(amount)
 					sig, err := tempo.ParseSignature(p.Signature)
@@ -492,12 +279,12 @@ func voucherCases() []Case {
 					s = s.Refuse(fmt.Sprintf("the voucher of %s with a %s signature", amount, v.name), p)
 				}
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-011", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-011", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "final receipt matches what was delivered and paid",
 			Requirement: "The session receipt's spent and units grow by exactly what was delivered and acceptedCumulative equals the highest accepted voucher.",
 			Source:      "protocol.md §4.2, §6.8"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				// spent is known exactly from the needVoucher: the receipt's spent
 				// and acceptedCumulative are checked absolutely.
 				r1, _, n1 := s.RunToReceipt(9)
@@ -510,17 +297,17 @@ func voucherCases() []Case {
 				c.Check(grew == int64(n2), fmt.Sprintf("receipt units grow by the %d messages of the second stream (from %d)", n2, *r1.Units),
 					"units %d, grew by %d", *r2.Units, grew)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-012", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-012", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "reconnect keeps accepted funds and does not refund delivered units",
 			Requirement: "After a disconnect mid-stream, a new connection on the same channel cannot reuse an accepted voucher, and its first new voucher buys no more than it adds over what was spent.",
 			Source:      "ws-dialects.md §5 scenario 18; protocol.md §6.7"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
-				spent0 := new(big.Int).Set(s.acct.spent)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
+				spent0 := new(big.Int).Set(s.Acct.Spent)
 				const k, r, j = 20, 2, 4
 				v := s.PayUnits(k)
 				for i := 0; i < r; i++ {
-					s.Expect(c.r.t.Reply, []Outcome{DataFrame}, []Outcome{s.End(), ErrorFrame, ChallengeError})
+					s.Expect(c.Timeouts.Reply, []harness.Outcome{harness.DataFrame}, []harness.Outcome{s.End(), harness.ErrorFrame, harness.ChallengeError})
 					s.Delivered++
 				}
 				s.Close()
@@ -528,7 +315,7 @@ func voucherCases() []Case {
 				// suite: the target charged at least those units, at most the k paid.
 				d, asked := r, false
 				for {
-					e, ok := s.Next(c.r.t.Reply)
+					e, ok := s.Next(c.Timeouts.Reply)
 					if !ok || e.Closed {
 						break
 					}
@@ -539,19 +326,19 @@ func voucherCases() []Case {
 						asked = true
 					}
 				}
-				left := unitsBetween(s, v, plusTicks(s, spent0, d))
+				left := harness.UnitsBetween(s, v, harness.PlusTicks(s, spent0, d))
 				c.Observe("dropped the connection after reading %d of %d paid units; %d had arrived (needVoucher seen: %t); at most %d paid units undelivered", r, k, d, asked, left)
 
 				t := c.Connect(s.Ch)
 				// Signatures are deterministic: the accepted voucher, byte for byte.
 				t.Send(t.Voucher(v))
-				seen := t.Quiet(c.r.t.Quiet+c.r.t.Reply/2, nil)
+				seen := t.Quiet(c.Timeouts.Quiet+c.Timeouts.Reply/2, nil)
 				m1, closed := 0, false
 				for _, e := range seen {
 					if e.IsFrame(frame.KindMessage) {
 						m1++
 					}
-					if t.isEnd(e) {
+					if t.IsEnd(e) {
 						c.NotApplicable("the target ended the stream after %d messages on one connection; this case leaves up to %d paid units to resend on a new connection (start it with more messages per connection)", m1, left)
 					}
 					closed = closed || e.Closed
@@ -570,24 +357,24 @@ func voucherCases() []Case {
 				// to the dead socket (at most one unit per race, ws-dialects.md §5
 				// scenario 18): at least j-1 messages. Funds are never refunded or
 				// counted twice: at most left + j.
-				w := plusTicks(s, v, j)
+				w := harness.PlusTicks(s, v, j)
 				t.Send(t.Voucher(w))
 				n2, nv := t.ReadUntilNeedVoucher()
 				total := m1 + n2
 				c.Check(total >= j-1 && total <= left+j,
 					fmt.Sprintf("between %d and %d messages on the new connection for a voucher of %s (accepted %s, at least %d units charged of the %d paid)", j-1, left+j, w, v, d, k),
 					"%d messages", total)
-				t.checkNeedVoucher(nv, w)
+				t.CheckNeedVoucher(nv, w)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-013", Area: AreaVoucher, Level: SHOULD, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-013", Area: harness.AreaVoucher, Level: harness.SHOULD, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "one needVoucher per shortage",
 			Requirement: "While waiting for a voucher the target does not repeat an identical needVoucher.",
 			Source:      "ws-dialects.md §2.4 (mppx once), §6 A2 (mpp-rs repeats every poll and breaks its own client)"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				p := s.Ch.Protocol
-				window := 2 * c.r.t.Quiet
-				seen := s.Quiet(window, Paid)
+				window := 2 * c.Timeouts.Quiet
+				seen := s.Quiet(window, harness.Paid)
 				repeats, others := 0, 0
 				for _, e := range seen {
 					if !e.IsFrame(frame.KindNeedVoucher) {
@@ -596,7 +383,7 @@ func voucherCases() []Case {
 					nv := e.Frame.NeedVoucher
 					req, err1 := tempo.ParseAmount(nv.RequiredCumulative, p)
 					acc, err2 := tempo.ParseAmount(nv.AcceptedCumulative, p)
-					if err1 == nil && err2 == nil && acc.Cmp(s.acct.accepted) == 0 && req.Cmp(new(big.Int).Add(s.acct.spent, s.Tick)) == 0 {
+					if err1 == nil && err2 == nil && acc.Cmp(s.Acct.Accepted) == 0 && req.Cmp(new(big.Int).Add(s.Acct.Spent, s.Tick)) == 0 {
 						repeats++
 					} else {
 						others++
@@ -606,39 +393,39 @@ func voucherCases() []Case {
 				c.Check(repeats == 0, "no repeat of the needVoucher within "+window.String()+" while no voucher is sent",
 					"%d identical needVoucher frames", repeats)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-014", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-014", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "two connections on one channel never exceed its funds",
 			Requirement: "Two concurrent streams on one channel together deliver exactly the units the accepted vouchers pay for.",
 			Source:      "protocol.md §6.6 (linearizable stores), §6.8"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
-				before := new(big.Int).Set(s.acct.spent)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
+				before := new(big.Int).Set(s.Acct.Spent)
 				// The drained connection stays open and is counted too: closing it
 				// could let a target charge a unit to the dead socket.
 				a, b := c.Connect(s.Ch), c.Connect(s.Ch)
 				const x, y = 6, 6
-				m := newMeter(c, s, a)
+				m := harness.NewMeter(c, s, a)
 				v1 := a.PayUnits(x)
-				m.until("a message or a needVoucher showing the voucher "+v1.String()+" accepted", func() bool {
-					return m.total() > 0 || m.shows(0, v1) || m.shows(1, v1)
+				m.Until("a message or a needVoucher showing the voucher "+v1.String()+" accepted", func() bool {
+					return m.Total() > 0 || m.Shows(0, v1) || m.Shows(1, v1)
 				})
 				// The second voucher arrives while the first one's units stream.
 				v2 := b.PayUnits(y)
-				m.add(b)
-				m.until("a needVoucher with acceptedCumulative "+v2.String()+" on a connection", func() bool { return m.settled(v2) })
-				m.quiet(c.r.t.Quiet)
-				want := unitsBetween(s, v2, before)
-				c.Check(m.total() == want, fmt.Sprintf("exactly %d messages in all: vouchers of %s (on %s) and %s (on %s) over spent %s", want, v1, a.Name, v2, b.Name, before),
-					"%d messages (%s)", m.total(), m)
-				m.adopt(v2)
+				m.Add(b)
+				m.Until("a needVoucher with acceptedCumulative "+v2.String()+" on a connection", func() bool { return m.Settled(v2) })
+				m.Quiet(c.Timeouts.Quiet)
+				want := harness.UnitsBetween(s, v2, before)
+				c.Check(m.Total() == want, fmt.Sprintf("exactly %d messages in all: vouchers of %s (on %s) and %s (on %s) over spent %s", want, v1, a.Name, v2, b.Name, before),
+					"%d messages (%s)", m.Total(), m)
+				m.Adopt(v2)
 				c.Observe("%s", m)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-015", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-015", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "opening voucher over the deposit is rejected",
 			Requirement: "A first voucher above the deposit opens no stream.",
 			Source:      "protocol.md §6.6"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				t := c.Connect(s.Ch)
 				over, p := overDeposit(s)
 				t.Send(p)
@@ -646,14 +433,14 @@ func voucherCases() []Case {
 				t.ExpectNoUnits(what)
 				// The channel still pays, and the refused connection, which opened
 				// no stream, takes no part in it.
-				s.barrier(what, false)
+				s.Barrier(what, false)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-016", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-016", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "voucher for an unknown channel is rejected",
 			Requirement: "A voucher for a channel the target does not know opens no stream.",
 			Source:      "protocol.md §5 session/channel-not-found"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				// A well-formed channel nobody opened: the fixture channel with a
 				// random salt, so its id derives correctly from its descriptor.
 				unknown := s.Ch.Channel
@@ -673,36 +460,36 @@ func voucherCases() []Case {
 				t.ExpectNoUnits(what)
 				// The channel still pays, and the refused connection, which opened
 				// no stream, takes no part in it.
-				s.barrier(what, false)
+				s.Barrier(what, false)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-017", Area: AreaVoucher, Level: SHOULD, Dialects: A, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-017", Area: harness.AreaVoucher, Level: harness.SHOULD, Dialects: harness.A, Needs: harness.NeedsSession,
 			Title:       "rejected vouchers are reported",
 			Requirement: "A rejected voucher gets an error frame, so the client learns why the stream does not resume.",
 			Source:      "ws-dialects.md §6 A3 (mpp-rs discards verification results)"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				_, overPayload := overDeposit(s)
 				other := voucherKeyOutside(c, s.Ch.Signer(), s.Ch.Payer)
 				rejected := []struct {
 					what string
 					p    tempo.VoucherPayload
 				}{
-					{"voucher equal to acceptedCumulative", s.Voucher(new(big.Int).Set(s.acct.accepted))},
-					{"voucher from the wrong signer", s.VoucherSignedBy(badAmount(s), other, s.Ch.Domain(), s.Ch.ID)},
+					{"voucher equal to acceptedCumulative", s.Voucher(new(big.Int).Set(s.Acct.Accepted))},
+					{"voucher from the wrong signer", s.VoucherSignedBy(harness.BadAmount(s), other, s.Ch.Domain(), s.Ch.ID)},
 					{"voucher over the deposit", overPayload},
 				}
 				for _, r := range rejected {
 					s.Send(r.p)
-					e, o := s.Expect(c.r.t.Reply, []Outcome{ErrorFrame, ChallengeError}, Paid)
+					e, o := s.Expect(c.Timeouts.Reply, []harness.Outcome{harness.ErrorFrame, harness.ChallengeError}, harness.Paid)
 					c.Observe("%s: %s (%s)", r.what, o.Name, e)
 				}
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-018", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-018", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "non-decimal voucher amounts are rejected",
 			Requirement: "A voucher whose cumulativeAmount is not a decimal string (signed number, exponent, JSON number) delivers no message.",
 			Source:      "protocol.md §6.3 (decimal strings)"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				forms := []func(*big.Int) string{
 					func(*big.Int) string { return "-1" },
 					func(a *big.Int) string { return "+" + a.String() },
@@ -713,12 +500,12 @@ func voucherCases() []Case {
 				for _, form := range forms {
 					// Signed over the amount the form spells, so a lenient parser
 					// finds a valid voucher; recorded as signed for the same reason.
-					amount := badAmount(s)
+					amount := harness.BadAmount(s)
 					p := s.Voucher(amount)
 					p.CumulativeAmount = form(amount)
 					s = s.Refuse(fmt.Sprintf("cumulativeAmount %s (for %s)", strconv.Quote(p.CumulativeAmount), amount), p)
 				}
-				amount := badAmount(s)
+				amount := harness.BadAmount(s)
 				raw, err := json.Marshal(s.Voucher(amount))
 				c.Check(err == nil, "a payload the suite can encode", "%v", err)
 				var number map[string]any
@@ -726,12 +513,12 @@ func voucherCases() []Case {
 				number["cumulativeAmount"] = json.Number(amount.String())
 				s.Refuse("cumulativeAmount as the JSON number "+amount.String(), number)
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-019", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-019", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "voucher signed for another domain is rejected",
 			Requirement: "A voucher signed by the right key over another EIP-712 domain (chainId) delivers no message.",
 			Source:      "protocol.md §6.5 (domain binds chainId and escrow)"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				right := s.Ch.Domain()
 				chain := right
 				chain.ChainID = 42431
@@ -754,36 +541,36 @@ func voucherCases() []Case {
 					{fmt.Sprintf("the %s domain name (channel is %s)", proto.Protocol, right.Protocol), proto},
 				}
 				for _, d := range domains {
-					amount := badAmount(s)
+					amount := harness.BadAmount(s)
 					s = s.Refuse(fmt.Sprintf("the voucher of %s signed by the channel signer over %s", amount, d.what), s.VoucherSignedBy(amount, s.Ch.SignerKey, d.d, s.Ch.ID))
 				}
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-020", Area: AreaVoucher, Level: MUST, Dialects: AB, Needs: NeedsSession,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-020", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
 			Title:       "delegated signer pays",
 			Requirement: "On a channel with an authorizedSigner, a voucher signed by that signer is accepted and one signed by the payer is not.",
 			Source:      "protocol.md §6.5"},
-			Run: func(c *C) {
-				s := c.OpenSession(Delegated)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.Delegated)
 				payer, ok := voucherKeyOf(c, s.Ch.Payer)
 				if !ok || s.Ch.Payer == s.Ch.Signer() {
 					c.NotApplicable("the payer %s of delegated channel %s has no public test key the suite knows", s.Ch.Payer, s.Ch.Name)
 				}
-				amount := badAmount(s)
+				amount := harness.BadAmount(s)
 				// The barrier after the refusal is the authorized signer paying.
 				s.Refuse(fmt.Sprintf("the voucher of %s signed by the payer %s (authorizedSigner %s)", amount, s.Ch.Payer, s.Ch.AuthorizedSigner),
 					s.VoucherSignedBy(amount, payer, s.Ch.Domain(), s.Ch.ID))
 			}},
-		{Meta: Meta{ID: "WS-VOUCHER-021", Area: AreaVoucher, Level: MUST, Dialects: B, Needs: NeedsSession, Schedule: Closing,
+		{Meta: harness.Meta{ID: "WS-VOUCHER-021", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.B, Needs: harness.NeedsSession, Schedule: harness.Closing,
 			Title:       "close handshake settles exactly what was delivered",
 			Requirement: "payment-close-request stops the stream; payment-close-ready reports spent equal to the units delivered; a close credential for that amount gets a payment-receipt with a txHash, then close 1000.",
 			Source:      "ws-dialects.md §2.2 step 7, §5 scenario 19; protocol.md §6.10 (never capture more than delivered)"},
-			Run: func(c *C) {
-				s := c.OpenSession(AnyChannel)
+			Run: func(c *harness.C) {
+				s := c.OpenSession(harness.AnyChannel)
 				paid := s.PayUnits(2)
-				s.ExpectUnits(unitsBetween(s, paid, s.acct.spent), paid)
-				spent := new(big.Int).Set(s.acct.spent)
+				s.ExpectUnits(harness.UnitsBetween(s, paid, s.Acct.Spent), paid)
+				spent := new(big.Int).Set(s.Acct.Spent)
 				s.Conn.Send(frame.Frame{Kind: frame.KindCloseRequest})
-				e, _ := s.Expect(c.r.t.Reply, []Outcome{{"payment-close-ready", func(e peer.Event) bool { return e.IsFrame(frame.KindCloseReady) }}}, []Outcome{DataFrame, Closed})
+				e, _ := s.Expect(c.Timeouts.Reply, []harness.Outcome{harness.CloseReady}, []harness.Outcome{harness.DataFrame, harness.Closed})
 				var ready mpp.SessionReceipt
 				c.Check(json.Unmarshal(e.Frame.Receipt, &ready) == nil, "a session receipt in close-ready", "%s", e.Frame.Receipt)
 				c.Check(ready.Spent == spent.String(), "close-ready spent "+spent.String()+": exactly what was delivered", "spent %q", ready.Spent)
@@ -791,15 +578,15 @@ func voucherCases() []Case {
 				closeVoucher := s.Voucher(spent)
 				closeVoucher.Action = "close"
 				s.SendPayload(closeVoucher)
-				e, _ = s.Expect(c.r.t.Reply, []Outcome{ReceiptFrame}, []Outcome{DataFrame, ErrorFrame, Closed})
+				e, _ = s.Expect(c.Timeouts.Reply, []harness.Outcome{harness.ReceiptFrame}, []harness.Outcome{harness.DataFrame, harness.ErrorFrame, harness.Closed})
 				var final mpp.SessionReceipt
 				_ = json.Unmarshal(e.Frame.Receipt, &final)
 				c.Check(final.TxHash != "", "a settlement receipt with a txHash", "%s", e.Frame.Receipt)
 				// The target confirmed the close: the channel is spent for good.
-				s.acct.closed = true
+				s.Acct.Closed = true
 				c.Check(final.Spent == spent.String(), "settlement spent "+spent.String(), "spent %q", final.Spent)
 				c.Check(final.AcceptedCumulative == spent.String(), "settlement acceptedCumulative "+spent.String()+": the close amount, which the mppx client checks", "acceptedCumulative %q", final.AcceptedCumulative)
-				e, _ = s.Expect(c.r.t.Reply, []Outcome{Closed}, []Outcome{DataFrame})
+				e, _ = s.Expect(c.Timeouts.Reply, []harness.Outcome{harness.Closed}, []harness.Outcome{harness.DataFrame})
 				c.Check(e.Code == websocket.StatusNormalClosure, "close 1000 after the settlement receipt", "%s", e)
 				c.Observe("closed at spent %s: txHash %s, then %s", spent, final.TxHash, e)
 			}},
