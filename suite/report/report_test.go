@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -121,5 +123,21 @@ func TestWriteTextIsTodaysSummary(t *testing.T) {
 	}
 	if strings.Contains(out, "Payment ") {
 		t.Error("summary.txt carries transcripts")
+	}
+}
+
+func TestWriteFilesWritesEveryReport(t *testing.T) {
+	dir := t.TempDir()
+	if err := greenRun(t).WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{JSONFile, TextFile, HTMLFile, JUnitFile} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	err := greenRun(t).WriteFiles(filepath.Join(dir, "missing"))
+	if err == nil || !strings.Contains(err.Error(), JSONFile) {
+		t.Errorf("writing into a missing directory: %v", err)
 	}
 }
