@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// Block is a decoded piece of a frame shown beside it: a credential's
+// block is a decoded piece of a frame shown beside it: a credential's
 // challenge echo or payload, or a challenge's base64url request.
-type Block struct {
+type block struct {
 	Label string
 	Text  string // indented JSON, or what the value decoded to
 	Err   string // why the value would not decode
@@ -32,12 +32,12 @@ func pretty(text string) string {
 // request and opaque of any challenge, echoed or issued. It never fails:
 // the suite sends malformed frames on purpose, and those show why they
 // would not decode.
-func decodeFrame(text string) []Block {
+func decodeFrame(text string) []block {
 	var frame map[string]json.RawMessage
 	if json.Unmarshal([]byte(text), &frame) != nil {
 		return decodeHeaderParams(text)
 	}
-	var out []Block
+	var out []block
 	for _, field := range []string{"credential", "authorization"} {
 		var token string
 		if json.Unmarshal(frame[field], &token) == nil && hasPaymentScheme(token) {
@@ -55,39 +55,39 @@ func hasPaymentScheme(s string) bool {
 }
 
 // decodeCredential splits a "Payment <base64url>" token into blocks.
-func decodeCredential(token string) []Block {
+func decodeCredential(token string) []block {
 	raw, err := decodeB64(strings.TrimSpace(token[len("Payment "):]))
 	if err != nil {
-		return []Block{{Label: "credential", Err: "not base64url: " + err.Error()}}
+		return []block{{Label: "credential", Err: "not base64url: " + err.Error()}}
 	}
 	var cred map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &cred); err != nil {
-		return []Block{{Label: "credential", Text: string(raw), Err: "not a JSON object: " + err.Error()}}
+		return []block{{Label: "credential", Text: string(raw), Err: "not a JSON object: " + err.Error()}}
 	}
-	var out []Block
+	var out []block
 	if ch, ok := cred["challenge"]; ok {
-		out = append(out, Block{Label: "challenge echo", Text: pretty(string(ch))})
+		out = append(out, block{Label: "challenge echo", Text: pretty(string(ch))})
 		out = append(out, decodeChallenge("challenge echo", ch)...)
 	}
 	for _, k := range []string{"payload", "source"} {
 		if v, ok := cred[k]; ok {
-			out = append(out, Block{Label: k, Text: pretty(string(v))})
+			out = append(out, block{Label: k, Text: pretty(string(v))})
 		}
 	}
 	if len(out) == 0 {
-		out = append(out, Block{Label: "credential", Text: pretty(string(raw))})
+		out = append(out, block{Label: "credential", Text: pretty(string(raw))})
 	}
 	return out
 }
 
 // decodeChallenge shows what a challenge's base64url request and opaque
 // hold.
-func decodeChallenge(label string, ch json.RawMessage) []Block {
+func decodeChallenge(label string, ch json.RawMessage) []block {
 	var params map[string]json.RawMessage
 	if json.Unmarshal(ch, &params) != nil {
 		return nil
 	}
-	var out []Block
+	var out []block
 	for _, k := range []string{"request", "opaque"} {
 		var s string
 		if json.Unmarshal(params[k], &s) == nil && s != "" {
@@ -101,23 +101,23 @@ func decodeChallenge(label string, ch json.RawMessage) []Block {
 // value, as the suite notes a dialect B probe.
 var headerParam = regexp.MustCompile(`\b(request|opaque)="([A-Za-z0-9_=-]+)"`)
 
-func decodeHeaderParams(text string) []Block {
+func decodeHeaderParams(text string) []block {
 	if !strings.Contains(text, "Payment ") {
 		return nil
 	}
-	var out []Block
+	var out []block
 	for _, m := range headerParam.FindAllStringSubmatch(text, -1) {
 		out = append(out, decodeParam("WWW-Authenticate · "+m[1], m[2]))
 	}
 	return out
 }
 
-func decodeParam(label, s string) Block {
+func decodeParam(label, s string) block {
 	raw, err := decodeB64(s)
 	if err != nil {
-		return Block{Label: label, Err: "not base64url: " + err.Error()}
+		return block{Label: label, Err: "not base64url: " + err.Error()}
 	}
-	return Block{Label: label, Text: pretty(string(raw))}
+	return block{Label: label, Text: pretty(string(raw))}
 }
 
 // decodeB64 reads base64url as a lenient reader would: padding or not.

@@ -9,7 +9,7 @@ import (
 	"github.com/mppws/conformance/reference/mpp"
 )
 
-func labels(bs []Block) []string {
+func labels(bs []block) []string {
 	var out []string
 	for _, b := range bs {
 		out = append(out, b.Label)
@@ -64,7 +64,7 @@ func TestDecodeMalformedAndPlainFrames(t *testing.T) {
 		{`{"type":"challenge","challenge":{"request":"%%%"}}`, "challenge · request", "not base64url"},
 	} {
 		blocks := decodeFrame(tc.frame)
-		i := slices.IndexFunc(blocks, func(b Block) bool { return b.Label == tc.label })
+		i := slices.IndexFunc(blocks, func(b block) bool { return b.Label == tc.label })
 		if i < 0 || !strings.Contains(blocks[i].Err, tc.err) {
 			t.Errorf("%s: blocks %q, want %s with error %q", tc.frame, blocks, tc.label, tc.err)
 		}

@@ -64,9 +64,8 @@ type caseView struct {
 type frameView struct {
 	Entry
 	Time   string
-	Arrow  string
 	Pretty string
-	Blocks []Block
+	Blocks []block
 }
 
 func newHTMLView(s *Summary) htmlView {
@@ -112,7 +111,6 @@ func newCaseView(r Result) caseView {
 		c.Frames = append(c.Frames, frameView{
 			Entry:  e,
 			Time:   fmt.Sprintf("%+.3fs", e.At.Seconds()),
-			Arrow:  e.Dir.Arrow(),
 			Pretty: pretty(e.Text),
 			Blocks: decodeFrame(e.Text),
 		})
