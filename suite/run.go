@@ -49,7 +49,8 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	suiteCfg.FailOnEmpty = true
 	repCfg.NoColor = repCfg.NoColor || cfg.NoColor
 	if cfg.ReportDir != "" {
-		repCfg.JUnitReport = filepath.Join(cfg.ReportDir, "junit.xml")
+		// junit.xml is the report package's lean one; Ginkgo's JSON keeps
+		// transcripts of failed cases only.
 		repCfg.JSONReport = filepath.Join(cfg.ReportDir, "ginkgo.json")
 	}
 	var chosen []harness.Case
@@ -79,7 +80,7 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 					mu.Lock()
 					results = append(results, verdictOf(d.Meta, res, cfg.ExpectFail))
 					mu.Unlock()
-					report(res)
+					mirror(res)
 				})
 			}
 		})
@@ -95,11 +96,13 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 
 	s := summarize(cfg, r, selected, results)
 	if cfg.ReportDir != "" {
-		if err := s.write(cfg.ReportDir); err != nil {
+		if err := s.WriteFiles(cfg.ReportDir); err != nil {
 			return s, fmt.Errorf("writing reports: %w", err)
 		}
 	}
-	s.print(cfg.Out)
+	if err := s.WriteText(cfg.Out); err != nil {
+		return s, fmt.Errorf("writing the summary: %w", err)
+	}
 	return s, nil
 }
 
@@ -111,19 +114,16 @@ var areaTitles = map[Area]string{
 	harness.AreaRobust:  "Robustness",
 }
 
-// Report entry names of the Ginkgo specs.
-const (
-	entryObserved   = "observed"
-	entryTranscript = "transcript"
-)
+// entryObserved names the Ginkgo report entries of observations. A
+// failure's message carries its transcript; passing cases carry none.
+const entryObserved = "observed"
 
-// report replays a case's result on its Ginkgo spec: observations and the
-// transcript as report entries, then a skip or a failure.
-func report(res harness.Result) {
+// mirror replays a case's result on its Ginkgo spec: its observations as
+// report entries, then a skip or a failure.
+func mirror(res harness.Result) {
 	for _, o := range res.Observed {
 		AddReportEntry(entryObserved, o, ReportEntryVisibilityFailureOrVerbose)
 	}
-	AddReportEntry(entryTranscript, res.Transcript, ReportEntryVisibilityFailureOrVerbose)
 	switch res.Kind {
 	case harness.NotApplicable:
 		Skip("NOT APPLICABLE: " + res.Reason)

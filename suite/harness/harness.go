@@ -16,12 +16,6 @@ import (
 	"github.com/mppws/conformance/suite/peer"
 )
 
-// Report entry names shared by the Ginkgo specs and the reporter.
-const (
-	entryObserved   = "observed"
-	entryTranscript = "transcript"
-)
-
 // Case is one conformance case: its catalogue entry and its body, declared
 // together in its area's file.
 type Case struct {
@@ -47,7 +41,11 @@ type C struct {
 
 // Outcomes of a case body, carried by panics from wherever the body is.
 type (
-	caseFailure   struct{ msg string }
+	caseFailure struct {
+		msg      string
+		expected []string
+		actual   string
+	}
 	notApplicable struct{ reason string }
 	setupFailure  struct{ err error }
 )
@@ -60,6 +58,7 @@ func (c *C) exec(body func(*C)) (res Result) {
 			res = Result{Kind: Passed}
 		case caseFailure:
 			res = c.failure(f.msg)
+			res.Expected, res.Actual = f.expected, f.actual
 		case notApplicable:
 			res = Result{Kind: NotApplicable, Reason: f.reason}
 		case setupFailure:
@@ -133,10 +132,11 @@ func (c *C) Failf(expected []string, actualFormat string, args ...any) {
 	fmt.Fprintf(&b, "[%s] %s: %s\n", c.ID, c.Level, c.Title)
 	fmt.Fprintf(&b, "Requirement: %s\n", c.Requirement)
 	fmt.Fprintf(&b, "Source:      %s\n", c.Source)
+	actual := fmt.Sprintf(actualFormat, args...)
 	fmt.Fprintf(&b, "Expected:    %s\n", strings.Join(expected, " | "))
-	fmt.Fprintf(&b, "Actual:      %s\n", fmt.Sprintf(actualFormat, args...))
+	fmt.Fprintf(&b, "Actual:      %s\n", actual)
 	fmt.Fprintf(&b, "Transcript:\n%s\n", c.T.String())
-	panic(caseFailure{b.String()})
+	panic(caseFailure{b.String(), expected, actual})
 }
 
 // Check fails the case unless ok.

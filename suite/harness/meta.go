@@ -2,24 +2,26 @@ package harness
 
 import (
 	"strings"
+
+	"github.com/mppws/conformance/suite/report"
 )
 
-// Level is a case's requirement level.
-type Level string
+// Level is a case's requirement level, as reports name it.
+type Level = report.Level
 
 const (
 	// MUST failures fail the run.
-	MUST Level = "MUST"
+	MUST = report.MUST
 	// SHOULD failures fail the run only with --strict; otherwise the case is
 	// reported NON-STRICT.
-	SHOULD Level = "SHOULD"
+	SHOULD = report.SHOULD
 	// INFO cases never fail: they record what the target does where the
 	// sources allow several behaviours.
-	INFO Level = "INFO"
+	INFO = report.INFO
 )
 
 // Area groups cases; areas are selectable on the command line.
-type Area string
+type Area = report.Area
 
 const (
 	AreaWire    Area = "wire"

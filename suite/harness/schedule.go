@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mppws/conformance/suite/peer"
+	"github.com/mppws/conformance/suite/report"
 )
 
 // Kind is how a case body ended, before levels and expect-fail lists
@@ -24,11 +25,14 @@ const (
 
 // Result is what running one case produced.
 type Result struct {
-	Kind       Kind
-	Failure    string // the failure message, with the transcript
-	Reason     string // why not applicable, or why not run
-	Observed   []string
-	Transcript string
+	Kind     Kind
+	Failure  string   // the failure message, with the transcript
+	Expected []string // a failure's expected outcomes
+	Actual   string   // a failure's actual outcome
+	Reason   string   // why not applicable, or why not run
+	Observed []string
+	// Transcript is every frame of the case, both ways, timed.
+	Transcript []report.Entry
 	Duration   time.Duration
 }
 
@@ -131,5 +135,5 @@ func (sc *Scheduler) runCase(ctx context.Context, j *job) {
 	}
 	c.close()
 	j.res.Duration = time.Since(start)
-	j.res.Transcript = c.T.String()
+	j.res.Transcript = c.T.Entries()
 }
