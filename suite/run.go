@@ -12,6 +12,7 @@ import (
 	"github.com/onsi/gomega"
 
 	"github.com/mppws/conformance/suite/harness"
+	"github.com/mppws/conformance/suite/report"
 )
 
 // TestingT is what RunSpecs needs: go test passes its *testing.T, the CLI
@@ -60,6 +61,14 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 		}
 	}
 	sched := harness.NewScheduler(r, chosen, suiteCfg.RandomizeAllSpecs, suiteCfg.RandomSeed)
+	var progress *report.Progress
+	if cfg.Progress != nil {
+		f, isFile := cfg.Progress.(*os.File)
+		p := report.NewProgress(cfg.Progress, len(chosen), isFile && report.IsTerminal(f))
+		progress = p
+		sched.Started = func(m Meta) { p.Start(m.ID) }
+		sched.Finished = func(m Meta, res harness.Result) { p.End(m.ID, verdictOf(m, res, cfg.ExpectFail).Verdict) }
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	sched.Start(runCtx)
@@ -90,6 +99,9 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	}
 	gomega.RegisterFailHandler(Fail)
 	RunSpecs(t, "MPP WebSocket conformance", suiteCfg, repCfg)
+	if progress != nil {
+		progress.Finish()
+	}
 	if err := r.Aborted(); err != nil {
 		return nil, err
 	}

@@ -53,7 +53,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		})
 	}
 	list := fs.Bool("list", false, "print the case catalogue (ID, level, dialects, area, title) and exit")
-	reportDir := fs.String("report-dir", "", "write junit.xml, ginkgo.json, conformance.json and summary.txt here, even when the run fails")
+	reportDir := fs.String("report-dir", "", "write report.html, conformance.json, junit.xml, summary.txt and ginkgo.json here, even when the run fails")
 	expectFail := fs.String("expect-fail", "", "file of case IDs expected to fail (one per line, # comments); a listed case that passes fails the run")
 	strict := fs.Bool("strict", false, "count SHOULD cases: their failures fail the run")
 	scale := fs.Float64("timeout-scale", 1, "multiply every timeout, for slow targets")
@@ -85,7 +85,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := suite.Config{
 		Targets: targets, Dialect: *dialect, Secret: *secret, TimeoutScale: *scale,
-		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout, Parallel: *parallel,
+		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout, Parallel: *parallel, Progress: stderr,
 		TargetLabel: strings.Join(targets, " "), NoColor: !isTerminal(os.Stdout),
 	}
 	if *channels != "" {

@@ -35,6 +35,9 @@ type Config struct {
 	ReportDir string
 	// Out receives the summary. Ginkgo's own progress goes to stdout.
 	Out io.Writer
+	// Progress, if set, receives case n/N, elapsed time and failures so
+	// far: one redrawn line on a terminal, a line per case otherwise.
+	Progress io.Writer
 	// TargetLabel describes the target in reports ("embedded reference").
 	TargetLabel string
 	// NoColor turns off Ginkgo's colours, for output that is not a terminal.

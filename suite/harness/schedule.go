@@ -41,6 +41,11 @@ type Result struct {
 // the end. The Ginkgo specs and the Go test API only wait for its results,
 // so the order they report in never changes what runs when.
 type Scheduler struct {
+	// Started and Finished, if set, are told of each case as it starts
+	// and ends, from the goroutine that runs it.
+	Started  func(Meta)
+	Finished func(Meta, Result)
+
 	r        *Run
 	parallel int
 	phases   [Closing + 1][]*job
@@ -116,6 +121,12 @@ func (sc *Scheduler) runCase(ctx context.Context, j *job) {
 		return
 	}
 	m := j.def.Meta
+	if sc.Started != nil {
+		sc.Started(m)
+	}
+	if sc.Finished != nil {
+		defer func() { sc.Finished(m, j.res) }()
+	}
 	cctx, cancel := context.WithTimeout(ctx, sc.r.t.Case)
 	defer cancel()
 	c := &C{Meta: m, Timeouts: sc.r.t, r: sc.r, Ctx: cctx, T: peer.NewTranscript(), soft: m.Level == INFO || (m.Level == SHOULD && !sc.r.cfg.Strict)}
