@@ -97,3 +97,13 @@ func ReadExpectFail(path string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// MarkdownTable renders the catalogue as README's case table.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| ID | Level | Dialects | Area | Title |\n|---|---|---|---|---|\n")
+	for _, m := range Catalogue() {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.ID, m.Level, strings.Join(m.Dialects, ","), m.Area, m.Title)
+	}
+	return b.String()
+}
