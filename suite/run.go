@@ -28,23 +28,11 @@ func (f *failRecorder) Fail() { f.failed = true }
 // builds Ginkgo's spec tree and calls RunSpecs, which Ginkgo allows once per
 // process.
 func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
-	if err := validateCatalogue(); err != nil {
-		return nil, err
-	}
-	selected, err := selection(cfg.Select)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	r, err := harness.NewRun(ctx, cfg)
+	r, chosen, selected, err := prepare(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	cfg = r.Config()
-	if cfg.ReportDir != "" {
-		if err := os.MkdirAll(cfg.ReportDir, 0o755); err != nil {
-			return nil, fmt.Errorf("%w: report dir: %v", ErrUsage, err)
-		}
-	}
 
 	suiteCfg, repCfg := GinkgoConfiguration()
 	suiteCfg.FailOnEmpty = true
@@ -53,12 +41,6 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 		// junit.xml is the report package's lean one; Ginkgo's JSON keeps
 		// transcripts of failed cases only.
 		repCfg.JSONReport = filepath.Join(cfg.ReportDir, "ginkgo.json")
-	}
-	var chosen []harness.Case
-	for _, d := range allCases() {
-		if selected[d.ID] {
-			chosen = append(chosen, d)
-		}
 	}
 	sched := harness.NewScheduler(r, chosen, suiteCfg.RandomizeAllSpecs, suiteCfg.RandomSeed)
 	var progress *report.Progress
@@ -116,6 +98,34 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 		return s, fmt.Errorf("writing the summary: %w", err)
 	}
 	return s, nil
+}
+
+// prepare checks the catalogue and cfg, selects the cases and discovers
+// the targets.
+func prepare(ctx context.Context, cfg Config) (*harness.Run, []harness.Case, map[string]bool, error) {
+	if err := validateCatalogue(); err != nil {
+		return nil, nil, nil, err
+	}
+	selected, err := selection(cfg.Select)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	r, err := harness.NewRun(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if dir := r.Config().ReportDir; dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: report dir: %v", ErrUsage, err)
+		}
+	}
+	var chosen []harness.Case
+	for _, d := range allCases() {
+		if selected[d.ID] {
+			chosen = append(chosen, d)
+		}
+	}
+	return r, chosen, selected, nil
 }
 
 // areaTitles name the Ginkgo container of each area.
