@@ -384,6 +384,12 @@ func (c *conn) verifyLoop(ctx context.Context) {
 	for {
 		select {
 		case cred := <-c.creds:
+			// A credential queued behind a rejection that ended the
+			// connection is dropped: applied, its funds would buy a unit
+			// for another connection streaming on the channel.
+			if ctx.Err() != nil {
+				return
+			}
 			if c.b {
 				c.authorization(ctx, cred)
 			} else if err := c.credential(ctx, cred); err != nil {
