@@ -201,7 +201,7 @@ func (c *C) Dial(t *Target) *Conn {
 	ctx, cancel := context.WithTimeout(c.Ctx, c.r.t.Connect)
 	defer cancel()
 	var probed mpp.Challenge
-	if t.B() {
+	if t.Dialect.probes() {
 		probed = c.Probe(t, nil)
 	}
 	p, err := peer.Dial(ctx, t.URL, t.Dialect, c.T, name)
@@ -212,7 +212,7 @@ func (c *C) Dial(t *Target) *Conn {
 	c.mu.Lock()
 	c.conns = append(c.conns, cn)
 	c.mu.Unlock()
-	if t.B() {
+	if t.Dialect.probes() {
 		return cn
 	}
 	e, ok := cn.Next(c.r.t.Connect)
@@ -243,20 +243,15 @@ func (c *C) Probe(t *Target, header http.Header) mpp.Challenge {
 // credentials for a client that talks to the target by other means.
 func (c *C) Unconnected(t *Target) *Conn { return &Conn{C: c, Target: t} }
 
-// B reports whether the target speaks dialect B.
-func (t *Target) B() bool { return t.Dialect.Name() == frame.B.Name() }
+// B reports whether the target speaks dialect B, for the cases only it has.
+func (t *Target) B() bool { return t.Dialect == DialectB }
 
 // TagKey is the dialect's discriminator field: "type" or "mpp".
 func (cn *Conn) TagKey() string { return cn.Target.Dialect.TagKey() }
 
 // CredentialTag is the tag, and the field, of the credential frame:
 // "credential" in dialect A, "authorization" in dialect B.
-func (cn *Conn) CredentialTag() string {
-	if cn.Target.B() {
-		return "authorization"
-	}
-	return "credential"
-}
+func (cn *Conn) CredentialTag() string { return cn.Target.Dialect.credentialTag() }
 
 // Frame writes a hand-made frame in the target's dialect: $tag becomes the
 // discriminator key and $cred the credential frame's tag and field, so
@@ -267,19 +262,14 @@ func (cn *Conn) Frame(template string) string {
 
 // IsEnd reports whether e ends a paid stream: dialect A's receipt, dialect
 // B's close-ready.
-func (cn *Conn) IsEnd(e peer.Event) bool {
-	if cn.Target.B() {
-		return e.IsFrame(frame.KindCloseReady)
-	}
-	return e.IsFrame(frame.KindReceipt)
-}
+func (cn *Conn) IsEnd(e peer.Event) bool { return cn.Target.Dialect.isEnd(e) }
 
 // End is the outcome "the paid stream ended" in the target's dialect.
 func (cn *Conn) End() Outcome { return Outcome{"end of the stream", cn.IsEnd} }
 
 // IsAck reports whether e acknowledges an authorization: dialect B's
 // payment-receipt. Dialect A acknowledges nothing.
-func (cn *Conn) IsAck(e peer.Event) bool { return cn.Target.B() && e.IsFrame(frame.KindReceipt) }
+func (cn *Conn) IsAck(e peer.Event) bool { return cn.Target.Dialect.isAck(e) }
 
 // Next returns the next event within d, noting challenges and counting
 // frames. ok is false on timeout.

@@ -354,19 +354,6 @@ func (s *Session) VoucherSignedBy(amount *big.Int, key *secp256k1.PrivateKey, d 
 // Send sends a voucher credential echoing the newest challenge.
 func (s *Session) Send(p tempo.VoucherPayload) { s.SendPayload(p) }
 
-// finished reports whether the connection is of no more use: closed, or
-// (dialect B) past a payment-error, after which the server stops serving
-// it even when its close fails (mppx bug B1 leaves such a socket open; only
-// WS-REPLAY-019 pins that).
-func (s *Session) finished() bool {
-	select {
-	case <-s.Done():
-		return true
-	default:
-		return s.Target.B() && s.Seen[frame.KindError] > 0
-	}
-}
-
 // NextAmount is one tick above anything the target may have accepted.
 func (s *Session) NextAmount() *big.Int {
 	return new(big.Int).Add(maxInt(s.Acct.Signed, s.Acct.Accepted), s.Tick)
@@ -514,13 +501,7 @@ func (s *Session) ExpectUnits(k int, accepted *big.Int) frame.NeedVoucher {
 // ExpectNoUnits asserts that a bad voucher buys nothing: no message or
 // receipt within the quiet window. It returns what the target did instead.
 func (s *Session) ExpectNoUnits(what string) []peer.Event {
-	forbid := Paid
-	if s.Target.B() {
-		// Dialect B may acknowledge a voucher that adds nothing (an equal
-		// one is an idempotent retry): only data would be paid for.
-		forbid = []Outcome{DataFrame}
-	}
-	seen := s.Quiet(s.C.r.t.Quiet+s.C.r.t.Reply/2, forbid)
+	seen := s.Quiet(s.C.r.t.Quiet+s.C.r.t.Reply/2, s.Target.Dialect.unbought())
 	var kinds []string
 	for _, e := range seen {
 		kinds = append(kinds, e.String())

@@ -21,7 +21,7 @@ import (
 // connecting once: its dialect and what its challenge sells.
 type Target struct {
 	URL     string
-	Dialect frame.Dialect
+	Dialect Dialect
 	Intent  string
 	Method  string
 	// TTL is the challenge lifetime seen at discovery (expires - now).
@@ -56,7 +56,7 @@ func protocolOf(r tempo.SessionRequest) tempo.Protocol {
 func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, wait time.Duration) (*Target, error) {
 	var (
 		c    mpp.Challenge
-		d    frame.Dialect
+		d    Dialect
 		errA error
 	)
 	if dialect != "b" {
@@ -64,7 +64,7 @@ func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, 
 			wait = min(wait, time.Second) // an A server speaks at once
 		}
 		c, errA = challengeFrame(ctx, url, wait)
-		d = frame.A
+		d = DialectA
 	}
 	if dialect == "b" || (dialect == "auto" && errA != nil) {
 		var errB error
@@ -74,7 +74,7 @@ func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, 
 			}
 			return nil, fmt.Errorf("%s speaks neither dialect: %v; and %v", url, errA, errB)
 		}
-		d = frame.B
+		d = DialectB
 	} else if errA != nil {
 		return nil, errA
 	}
