@@ -47,7 +47,7 @@ func loadHere(t *testing.T, args ...string) (code int, result map[string]any, st
 
 func TestLoadAgainstServe(t *testing.T) {
 	url := serveHere(t, "--tick", "1")
-	code, res, stderr := loadHere(t, "--sessions", "20", "--duration", "1s", "--rate", "0", url)
+	code, res, stderr := loadHere(t, "--sessions", "20", "--messages", "100", "--rate", "0", url)
 	if code != exitOK || res["passed"] != true || res["messages"].(float64) == 0 {
 		t.Fatalf("exit %d, result %v\n%s", code, res, stderr)
 	}
@@ -55,7 +55,7 @@ func TestLoadAgainstServe(t *testing.T) {
 
 func TestLoadCatchesRacyCharge(t *testing.T) {
 	url := serveHere(t, "--tick", "1", "--fault", "racy-charge")
-	code, res, stderr := loadHere(t, "--sessions", "30", "--duration", "2s", "--voucher-units", "5", url)
+	code, res, stderr := loadHere(t, "--sessions", "30", "--messages", "20", "--voucher-units", "5", url)
 	if code != exitFailed || res["passed"] != false || !strings.Contains(stderr, "invariant violated") || !strings.Contains(stderr, "transcript:") {
 		t.Fatalf("exit %d, passed %v; want exit 1 with the offending transcript\n%s", code, res["passed"], stderr)
 	}

@@ -105,7 +105,7 @@ func TestRacyChargeIsCaught(t *testing.T) {
 	for _, d := range []frame.Dialect{frame.A, frame.B} {
 		t.Run("dialect "+d.Name(), func(t *testing.T) {
 			url := reference(t, server.Config{Dialect: d, Tick: big.NewInt(1), Fault: server.FaultRacyCharge})
-			res := run(t, load.Config{URL: url, Sessions: 50, Duration: 2 * time.Second, Rate: 100, VoucherUnits: 5})
+			res := run(t, load.Config{URL: url, Sessions: 30, Messages: 15, VoucherUnits: 5})
 			if res.Passed || len(res.Violations) == 0 {
 				t.Fatalf("racy-charge not caught: %s", res.Summary())
 			}
