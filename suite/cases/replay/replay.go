@@ -103,28 +103,32 @@ func Cases() []harness.Case {
 					e.Expires = mpp.FormatExpires(at.Add(time.Hour))
 				})
 			}},
-		{Meta: harness.Meta{ID: "WS-REPLAY-007", Area: harness.AreaReplay, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsCharge,
+		{Meta: harness.Meta{ID: "WS-REPLAY-007", Area: harness.AreaReplay, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsAny,
 			Title:       "challenge issued on another connection is rejected",
-			Requirement: "A credential for a challenge issued on another, still open connection is rejected, with no application data.",
+			Requirement: "A credential for a challenge issued on another, still open connection is rejected, with no application data (charge and session targets alike).",
 			Source:      "suite requirement: a credential pays for the connection it was issued on"},
 			Run: func(c *harness.C) {
 				t := c.Target()
 				issuer := c.Dial(t)
 				cn := c.Dial(t)
-				cn.SendCredential(cn.Authorization(issuer.Challenge, harness.TestPayload))
+				// A valid payload: a voucher one tick over everything signed
+				// on a session target, so only the binding can refuse it.
+				p, _ := c.ValidPayload(cn)
+				cn.SendCredential(cn.Authorization(issuer.Challenge, p))
 				cn.ExpectRejected("challenge of another open connection")
 				issuer.Quiet(c.Timeouts.Quiet, harness.Paid)
 			}},
-		{Meta: harness.Meta{ID: "WS-REPLAY-008", Area: harness.AreaReplay, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsCharge,
+		{Meta: harness.Meta{ID: "WS-REPLAY-008", Area: harness.AreaReplay, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsAny,
 			Title:       "credential replayed on a new connection is rejected",
-			Requirement: "A credential that already bought a stream, replayed on a new connection, is rejected with no application data or receipt.",
+			Requirement: "A credential that already bought a stream, replayed on a new connection, is rejected with no application data or receipt (charge and session targets alike).",
 			Source:      "protocol.md §3.3 (single use), §7 replay"},
 			Run: func(c *harness.C) {
 				t := c.Target()
 				first := c.Dial(t)
-				auth := first.Authorization(first.Challenge, harness.TestPayload)
+				p, s := c.ValidPayload(first)
+				auth := first.Authorization(first.Challenge, p)
 				first.SendCredential(auth)
-				c.ExpectServed(first, nil)
+				c.ExpectServed(first, s)
 				cn := c.Dial(t)
 				cn.SendCredential(auth)
 				cn.ExpectRejected("credential replayed on a new connection")
