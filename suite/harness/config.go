@@ -60,6 +60,9 @@ type Timeouts struct {
 	// Expiry is the longest challenge lifetime the suite will wait out for
 	// the expired-challenge case.
 	Expiry time.Duration
+	// Withhold is how long a client keeps a voucher back while the stream
+	// must stay silent: long enough for a timer-driven leak to show.
+	Withhold time.Duration
 	// Case bounds one case.
 	Case time.Duration
 }
@@ -69,13 +72,14 @@ var baseTimeouts = Timeouts{
 	Reply:   2 * time.Second,
 	Quiet:   300 * time.Millisecond,
 	Stream:  10 * time.Second,
-	Expiry:  10 * time.Second,
-	Case:    60 * time.Second,
+	Expiry:   10 * time.Second,
+	Withhold: 3 * time.Second,
+	Case:     60 * time.Second,
 }
 
 func (t Timeouts) scale(f float64) Timeouts {
 	s := func(d time.Duration) time.Duration { return time.Duration(math.Round(float64(d) * f)) }
-	return Timeouts{s(t.Connect), s(t.Reply), s(t.Quiet), s(t.Stream), s(t.Expiry), s(t.Case)}
+	return Timeouts{s(t.Connect), s(t.Reply), s(t.Quiet), s(t.Stream), s(t.Expiry), s(t.Withhold), s(t.Case)}
 }
 
 func (c *Config) validate() error {

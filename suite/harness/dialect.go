@@ -20,8 +20,8 @@ type Dialect interface {
 	isAck(e peer.Event) bool
 	// isEnd reports whether e ends a paid stream.
 	isEnd(e peer.Event) bool
-	// unbought are the frames a voucher that adds no funds must not buy.
-	unbought() []Outcome
+	// Unbought are the frames a voucher that adds no funds must not buy.
+	Unbought() []Outcome
 }
 
 // DialectA is mpp-rs's dialect: `type`-tagged frames, the challenge sent
@@ -39,7 +39,7 @@ func (dialectA) probes() bool            { return false }
 func (dialectA) credentialTag() string   { return "credential" }
 func (dialectA) isAck(peer.Event) bool   { return false }
 func (dialectA) isEnd(e peer.Event) bool { return e.IsFrame(frame.KindReceipt) }
-func (dialectA) unbought() []Outcome     { return Paid }
+func (dialectA) Unbought() []Outcome     { return Paid }
 
 type dialectB struct{ frame.Dialect }
 
@@ -48,6 +48,6 @@ func (dialectB) credentialTag() string   { return "authorization" }
 func (dialectB) isAck(e peer.Event) bool { return e.IsFrame(frame.KindReceipt) }
 func (dialectB) isEnd(e peer.Event) bool { return e.IsFrame(frame.KindCloseReady) }
 
-// unbought: an equal voucher is an idempotent retry that dialect B
+// Unbought: an equal voucher is an idempotent retry that dialect B
 // acknowledges with a receipt; only data would be bought.
-func (dialectB) unbought() []Outcome { return []Outcome{DataFrame} }
+func (dialectB) Unbought() []Outcome { return []Outcome{DataFrame} }

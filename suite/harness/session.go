@@ -501,7 +501,7 @@ func (s *Session) ExpectUnits(k int, accepted *big.Int) frame.NeedVoucher {
 // ExpectNoUnits asserts that a bad voucher buys nothing: no message or
 // receipt within the quiet window. It returns what the target did instead.
 func (s *Session) ExpectNoUnits(what string) []peer.Event {
-	seen := s.Quiet(s.C.r.t.Quiet+s.C.r.t.Reply/2, s.Target.Dialect.unbought())
+	seen := s.Quiet(s.C.r.t.Quiet+s.C.r.t.Reply/2, s.Target.Dialect.Unbought())
 	var kinds []string
 	for _, e := range seen {
 		kinds = append(kinds, e.String())
