@@ -68,10 +68,10 @@ type Timeouts struct {
 }
 
 var baseTimeouts = Timeouts{
-	Connect: 5 * time.Second,
-	Reply:   2 * time.Second,
-	Quiet:   300 * time.Millisecond,
-	Stream:  10 * time.Second,
+	Connect:  5 * time.Second,
+	Reply:    2 * time.Second,
+	Quiet:    300 * time.Millisecond,
+	Stream:   10 * time.Second,
 	Expiry:   10 * time.Second,
 	Withhold: 3 * time.Second,
 	Case:     60 * time.Second,

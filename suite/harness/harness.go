@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/onsi/gomega"
+
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
@@ -37,6 +39,7 @@ type C struct {
 	conns    []*Conn
 	lease    *lease
 	obs      []string
+	g        gomega.Gomega // the case's own, failing the case
 }
 
 // Outcomes of a case body, carried by panics from wherever the body is.
@@ -384,46 +387,17 @@ func matches(e peer.Event, os []Outcome) (Outcome, bool) {
 // forbid fail the case at once; others are skipped. It returns the event
 // and the outcome it matched.
 func (cn *Conn) Expect(d time.Duration, want, forbid []Outcome) (peer.Event, Outcome) {
-	deadline := time.Now().Add(d)
-	for {
-		e, ok := cn.Next(time.Until(deadline))
-		if !ok {
-			cn.C.Failf(names(want), "nothing within %s", d)
-		}
-		if o, bad := matches(e, forbid); bad {
-			cn.C.Failf(names(want), "%s (%s) at %+.3fs", e, o.Name, e.At.Seconds())
-		}
-		if o, good := matches(e, want); good {
-			return e, o
-		}
-		if e.Closed {
-			cn.C.Failf(names(want), "%s", e)
-		}
-	}
+	m := Receive(want...).Within(d).Forbidding(forbid...)
+	cn.C.Expect(cn).To(m)
+	return m.Event()
 }
 
 // Quiet asserts that nothing matching forbid arrives within d; it returns
 // the events that did arrive.
 func (cn *Conn) Quiet(d time.Duration, forbid []Outcome) []peer.Event {
-	var seen []peer.Event
-	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return seen
-		}
-		e, ok := cn.Next(left)
-		if !ok {
-			return seen
-		}
-		if o, bad := matches(e, forbid); bad {
-			cn.C.Failf([]string{"no " + strings.Join(names(forbid), " or ") + " within " + d.String()}, "%s (%s) at %+.3fs", e, o.Name, e.At.Seconds())
-		}
-		seen = append(seen, e)
-		if e.Closed {
-			return seen
-		}
-	}
+	m := Deliver(forbid...)
+	cn.C.Consistently(cn, d, 10*time.Millisecond).ShouldNot(m)
+	return m.Seen()
 }
 
 // ExpectRejected expects a dialect-A rejection of a credential and no paid

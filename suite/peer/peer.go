@@ -129,6 +129,15 @@ func (p *Peer) read() {
 // Next waits up to d for the next event. ok is false on timeout, and after
 // the final (Closed) event has been consumed.
 func (p *Peer) Next(d time.Duration) (Event, bool) {
+	if d <= 0 {
+		// Only what has arrived: a zero timer would race the inbox.
+		select {
+		case e, ok := <-p.inbox:
+			return e, ok
+		default:
+			return Event{}, false
+		}
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
