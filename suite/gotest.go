@@ -26,6 +26,7 @@ func Test(t *testing.T, cfg Config) *Summary {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Close()
 	cfg = r.Config()
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()

@@ -32,6 +32,7 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer r.Close()
 	cfg = r.Config()
 
 	suiteCfg, repCfg := GinkgoConfiguration()
@@ -116,6 +117,7 @@ func prepare(ctx context.Context, cfg Config) (*harness.Run, []harness.Case, map
 	}
 	if dir := r.Config().ReportDir; dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
+			r.Close()
 			return nil, nil, nil, fmt.Errorf("%w: report dir: %v", ErrUsage, err)
 		}
 	}

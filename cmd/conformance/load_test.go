@@ -107,3 +107,20 @@ func TestLoadAndTLSUsage(t *testing.T) {
 		t.Errorf("load of a closed port: exit %d, want 3: %s", code, errb.String())
 	}
 }
+
+// TestSuiteOverTLS runs the suite against the reference behind TLS with a
+// certificate of a test CA: trusted with --ca-file or --insecure, refused
+// (exit 3, naming the certificate) without.
+func TestSuiteOverTLS(t *testing.T) {
+	ca, cert, key := testcert.New(t).Files(t)
+	url := serveHere(t, "--tls-cert", cert, "--tls-key", key)
+	if code, stdout, stderr := cli(t, "--ca-file", ca, "--header", "X-Gateway: conformance", url, "wire"); code != exitOK {
+		t.Fatalf("suite --ca-file: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := cli(t, "--insecure", url, "WS-WIRE-001", "WS-WIRE-002"); code != exitOK {
+		t.Fatalf("suite --insecure: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := cli(t, url, "wire"); code != exitSetup || !strings.Contains(stderr, "certificate") || !strings.Contains(stderr, "--ca-file") {
+		t.Fatalf("suite without the CA: exit %d, stderr %q; want exit 3 naming the certificate and --ca-file", code, stderr)
+	}
+}

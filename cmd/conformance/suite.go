@@ -14,6 +14,7 @@ import (
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/server"
 	"github.com/mppws/conformance/suite"
+	"github.com/mppws/conformance/suite/connect"
 )
 
 const suiteUsage = `conformance [flags] [target-url ...] [ID or area ...]
@@ -57,6 +58,8 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	expectFail := fs.String("expect-fail", "", "file of case IDs expected to fail (one per line, # comments); a listed case that passes fails the run")
 	strict := fs.Bool("strict", false, "count SHOULD cases: their failures fail the run")
 	scale := fs.Float64("timeout-scale", 1, "multiply every timeout, for slow targets")
+	var co connect.Options
+	co.Register(fs)
 	parallel := fs.Int("parallel", 4, "cases that may run at once, each on its own connections and fixture channels (1: one at a time)")
 	secret := fs.String("secret", "", "the target's challenge HMAC secret, to check challenge ids (WS-WIRE-005)")
 	channels := fs.String("channels", "", "fixture channels JSON file the suite pays from (default: the embedded fixtures/channels.json)")
@@ -85,7 +88,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := suite.Config{
 		Targets: targets, Dialect: *dialect, Secret: *secret, TimeoutScale: *scale,
-		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout, Parallel: *parallel, Progress: stderr,
+		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout, Parallel: *parallel, Progress: stderr, Connect: co,
 		TargetLabel: strings.Join(targets, " "), NoColor: !isTerminal(os.Stdout),
 	}
 	if *channels != "" {

@@ -204,6 +204,10 @@ func (d *Dialer) HTTPClient() *http.Client {
 	}
 }
 
+// TLSConfig is the TLS configuration of every dial, for clients that speak
+// WebSocket by hand.
+func (d *Dialer) TLSConfig() *tls.Config { return d.transport.TLSClientConfig.Clone() }
+
 // Close closes the idle connections of the probe client.
 func (d *Dialer) Close() { d.transport.CloseIdleConnections() }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/suite/connect"
 )
 
 // Config is a run's configuration.
@@ -42,6 +43,9 @@ type Config struct {
 	TargetLabel string
 	// NoColor turns off Ginkgo's colours, for output that is not a terminal.
 	NoColor bool
+	// Connect are the connection options for targets behind TLS, gateways
+	// that want headers, subprotocols or an Origin.
+	Connect connect.Options
 	// Parallel is how many cases may run at once, each on its own
 	// connections and fixture channels. Default 4; 1 runs one at a time.
 	Parallel int

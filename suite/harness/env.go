@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/mppws/conformance/suite/connect"
 )
 
 // ErrUsage marks a configuration or selection error (exit 2).
@@ -22,6 +24,7 @@ type Run struct {
 	targets []*Target
 	dialect string
 	wallet  *wallet
+	dialer  *connect.Dialer
 
 	mu       sync.Mutex
 	setupErr error // set by a case that found the target unusable (exit 3)
@@ -33,13 +36,19 @@ func NewRun(ctx context.Context, cfg Config) (*Run, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	r := &Run{cfg: cfg, t: baseTimeouts.scale(cfg.TimeoutScale), wallet: newWallet()}
+	d, err := connect.New(cfg.Connect)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	r := &Run{cfg: cfg, t: baseTimeouts.scale(cfg.TimeoutScale), wallet: newWallet(), dialer: d}
 	for _, u := range cfg.Targets {
-		tg, err := discover(ctx, u, cfg.Dialect, cfg.Channels, r.t.Connect)
+		tg, err := discover(ctx, d, u, cfg.Dialect, cfg.Channels, r.t.Connect)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
+			d.Close()
+			return nil, fmt.Errorf("%w: %v", ErrSetup, connect.Explain(err))
 		}
 		if r.dialect != "" && r.dialect != tg.Dialect.Name() {
+			d.Close()
 			return nil, fmt.Errorf("%w: %s speaks dialect %s, the other targets %s: run them separately", ErrUsage, u, tg.Dialect.Name(), r.dialect)
 		}
 		r.targets = append(r.targets, tg)
@@ -47,6 +56,9 @@ func NewRun(ctx context.Context, cfg Config) (*Run, error) {
 	}
 	return r, nil
 }
+
+// Close releases the run's idle probe connections.
+func (r *Run) Close() { r.dialer.Close() }
 
 // Config is the run's configuration, with its defaults applied.
 func (r *Run) Config() Config { return r.cfg }

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/onsi/gomega"
 
 	"github.com/mppws/conformance/fixtures"
@@ -112,6 +114,16 @@ func (c *C) close() {
 	}
 }
 
+// DialOptions are the run's options for dialing a target.
+func (c *C) DialOptions() *websocket.DialOptions { return c.r.dialer.DialOptions() }
+
+// HTTPClient is the run's client for HTTP requests to a target.
+func (c *C) HTTPClient() *http.Client { return c.r.dialer.HTTPClient() }
+
+// TLSConfig is the run's TLS configuration, for clients that speak
+// WebSocket by hand.
+func (c *C) TLSConfig() *tls.Config { return c.r.dialer.TLSConfig() }
+
 // Targets are the run's targets.
 func (c *C) Targets() []*Target { return c.r.targets }
 
@@ -207,7 +219,7 @@ func (c *C) Dial(t *Target) *Conn {
 	if t.Dialect.probes() {
 		probed = c.Probe(t, nil)
 	}
-	p, err := peer.Dial(ctx, t.URL, t.Dialect, c.T, name)
+	p, err := peer.Dial(ctx, t.URL, t.Dialect, c.T, name, c.r.dialer.DialOptions())
 	if err != nil {
 		c.Failf([]string{"a WebSocket upgrade"}, "%v", err)
 	}
@@ -232,7 +244,7 @@ func (c *C) Dial(t *Target) *Conn {
 func (c *C) Probe(t *Target, header http.Header) mpp.Challenge {
 	ctx, cancel := context.WithTimeout(c.Ctx, c.r.t.Connect)
 	defer cancel()
-	ch, resp, err := probe(ctx, t.URL, header)
+	ch, resp, err := probe(ctx, c.r.dialer, t.URL, header)
 	if resp != nil {
 		c.T.Note("probe GET %s: HTTP %d, WWW-Authenticate: %s", HTTPURL(t.URL), resp.StatusCode, strings.Join(resp.Header.Values("WWW-Authenticate"), " | "))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/reference/tempo"
+	"github.com/mppws/conformance/suite/connect"
 	"github.com/mppws/conformance/suite/peer"
 )
 
@@ -53,32 +54,32 @@ func protocolOf(r tempo.SessionRequest) tempo.Protocol {
 // A announces itself with a challenge frame right after the upgrade; a
 // dialect B server stays silent and answers an HTTP probe of the same URL
 // with 402.
-func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, wait time.Duration) (*Target, error) {
+func discover(ctx context.Context, d *connect.Dialer, url, dialect string, chs []fixtures.Channel, wait time.Duration) (*Target, error) {
 	var (
 		c    mpp.Challenge
-		d    Dialect
+		dl   Dialect
 		errA error
 	)
 	if dialect != "b" {
 		if dialect == "auto" {
 			wait = min(wait, time.Second) // an A server speaks at once
 		}
-		c, errA = challengeFrame(ctx, url, wait)
-		d = DialectA
+		c, errA = challengeFrame(ctx, d, url, wait)
+		dl = DialectA
 	}
 	if dialect == "b" || (dialect == "auto" && errA != nil) {
 		var errB error
-		if c, _, errB = probe(ctx, url, nil); errB != nil {
+		if c, _, errB = probe(ctx, d, url, nil); errB != nil {
 			if dialect == "b" {
 				return nil, errB
 			}
-			return nil, fmt.Errorf("%s speaks neither dialect: %v; and %v", url, errA, errB)
+			return nil, fmt.Errorf("%s speaks neither dialect: %w; and %w", url, errA, errB)
 		}
-		d = DialectB
+		dl = DialectB
 	} else if errA != nil {
 		return nil, errA
 	}
-	t := &Target{URL: url, Dialect: d, Intent: c.Intent, Method: c.Method}
+	t := &Target{URL: url, Dialect: dl, Intent: c.Intent, Method: c.Method}
 	if exp, err := c.ExpiresAt(); err == nil {
 		t.TTL = time.Until(exp)
 	}
@@ -89,8 +90,8 @@ func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, 
 }
 
 // challengeFrame reads a dialect A challenge frame from a fresh connection.
-func challengeFrame(ctx context.Context, url string, wait time.Duration) (mpp.Challenge, error) {
-	p, err := peer.Dial(ctx, url, frame.A, peer.NewTranscript(), "")
+func challengeFrame(ctx context.Context, d *connect.Dialer, url string, wait time.Duration) (mpp.Challenge, error) {
+	p, err := peer.Dial(ctx, url, frame.A, peer.NewTranscript(), "", d.DialOptions())
 	if err != nil {
 		return mpp.Challenge{}, err
 	}
@@ -124,7 +125,7 @@ func HTTPURL(ws string) string {
 // probe GETs the HTTP twin of a WebSocket URL, as mppx clients do, and
 // returns its tempo/session challenge (or its first challenge) and the
 // response. Anything but a 402 with a Payment challenge is an error.
-func probe(ctx context.Context, url string, header http.Header) (mpp.Challenge, *http.Response, error) {
+func probe(ctx context.Context, d *connect.Dialer, url string, header http.Header) (mpp.Challenge, *http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, HTTPURL(url), nil)
 	if err != nil {
 		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", url, err)
@@ -132,7 +133,7 @@ func probe(ctx context.Context, url string, header http.Header) (mpp.Challenge, 
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := ProbeClient.Do(req)
+	resp, err := d.HTTPClient().Do(req)
 	if err != nil {
 		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", HTTPURL(url), err)
 	}
@@ -159,8 +160,6 @@ func probe(ctx context.Context, url string, header http.Header) (mpp.Challenge, 
 	}
 	return all[0], resp, nil
 }
-
-var ProbeClient = &http.Client{Timeout: 30 * time.Second}
 
 // sessionTerms decodes a session request and finds the fixture channels
 // that can pay it.

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -71,10 +70,11 @@ type Peer struct {
 	closed  sync.Once
 }
 
-// Dial connects to url and starts the reader. The transcript t may be shared
-// by several peers of one case; name tells them apart.
-func Dial(ctx context.Context, url string, d frame.Dialect, t *Transcript, name string) (*Peer, error) {
-	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+// Dial connects to url with opts (TLS, headers, subprotocols; nil for the
+// defaults) and starts the reader. The transcript t may be shared by
+// several peers of one case; name tells them apart.
+func Dial(ctx context.Context, url string, d frame.Dialect, t *Transcript, name string, opts *websocket.DialOptions) (*Peer, error) {
+	ws, resp, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial %s: HTTP %d: %w", url, resp.StatusCode, err)

@@ -139,7 +139,7 @@ type robustFlow struct {
 // robustChargeFlow dials t with its own transcript, reads the challenge,
 // signals ready and waits for start, pays and reads the stream to its
 // receipt. It never fails the case: it runs off the spec goroutine.
-func robustChargeFlow(ctx context.Context, tm harness.Timeouts, t *harness.Target, name string, ready func(), start <-chan struct{}) (r robustFlow) {
+func robustChargeFlow(ctx context.Context, tm harness.Timeouts, opts *websocket.DialOptions, t *harness.Target, name string, ready func(), start <-chan struct{}) (r robustFlow) {
 	r.tr = peer.NewTranscript()
 	readied := false
 	defer func() {
@@ -148,7 +148,7 @@ func robustChargeFlow(ctx context.Context, tm harness.Timeouts, t *harness.Targe
 		}
 	}()
 	dctx, cancel := context.WithTimeout(ctx, tm.Connect)
-	p, err := peer.Dial(dctx, t.URL, t.Dialect, r.tr, name)
+	p, err := peer.Dial(dctx, t.URL, t.Dialect, r.tr, name, opts)
 	cancel()
 	if err != nil {
 		r.err = err
@@ -289,7 +289,7 @@ const robustWSGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // robustBareDial connects to a ws:// or wss:// URL and performs the
 // upgrade.
-func robustBareDial(ctx context.Context, raw string, writeTimeout time.Duration) (*robustBare, error) {
+func robustBareDial(ctx context.Context, raw string, tlsConfig *tls.Config, writeTimeout time.Duration) (*robustBare, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
@@ -307,7 +307,8 @@ func robustBareDial(ctx context.Context, raw string, writeTimeout time.Duration)
 	case "ws":
 		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", host)
 	case "wss":
-		conn, err = (&tls.Dialer{Config: &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}}).DialContext(ctx, "tcp", host)
+		tlsConfig.ServerName, tlsConfig.NextProtos = u.Hostname(), []string{"http/1.1"}
+		conn, err = (&tls.Dialer{Config: tlsConfig}).DialContext(ctx, "tcp", host)
 	default:
 		return nil, fmt.Errorf("scheme %q: want ws or wss", u.Scheme)
 	}
@@ -547,7 +548,7 @@ func Cases() []harness.Case {
 					ch = c.Probe(t, nil) // dialect B: the challenge comes from the probe
 				}
 				ctx, cancel := context.WithTimeout(c.Ctx, c.Timeouts.Connect)
-				bare, err := robustBareDial(ctx, t.URL, c.Timeouts.Reply)
+				bare, err := robustBareDial(ctx, t.URL, c.TLSConfig(), c.Timeouts.Reply)
 				if err != nil {
 					cancel()
 					c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
@@ -606,7 +607,7 @@ func Cases() []harness.Case {
 				for i := range flows {
 					go func() {
 						defer done.Done()
-						out[i] = robustChargeFlow(c.Ctx, c.Timeouts, t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
+						out[i] = robustChargeFlow(c.Ctx, c.Timeouts, c.DialOptions(), t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
 					}()
 				}
 				ready.Wait()

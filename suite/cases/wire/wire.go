@@ -277,7 +277,7 @@ func Cases() []harness.Case {
 				for _, method := range []string{http.MethodGet, http.MethodHead} {
 					req, err := http.NewRequestWithContext(c.Ctx, method, harness.HTTPURL(t.URL), nil)
 					c.Check(err == nil, "a probe request", "%v", err)
-					resp, err := harness.ProbeClient.Do(req)
+					resp, err := c.HTTPClient().Do(req)
 					c.Check(err == nil, method+" of "+harness.HTTPURL(t.URL)+" answered", "%v", err)
 					resp.Body.Close()
 					c.T.Note("%s %s: HTTP %d, WWW-Authenticate: %s, Cache-Control: %s", method, harness.HTTPURL(t.URL), resp.StatusCode,
