@@ -429,479 +429,494 @@ func (b *robustBare) Close() { b.conn.Close() }
 
 // Cases are the robustness cases, each with its catalogue entry.
 func Cases() []harness.Case {
-	return []harness.Case{
-		{Meta: harness.Meta{ID: "WS-ROBUST-001", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
-			Title:       "non-JSON text frame is survived",
-			Requirement: "A text frame that is not JSON gets an error frame or is ignored; the connection stays open and a valid credential is then served.",
-			Source:      "ws-dialects.md §1.3, §5 scenario 14"},
-			Run: func(c *harness.C) {
-				cn := c.Dial(c.Target())
-				var got []string
-				for _, text := range []string{"this is not JSON", cn.Frame(`{"$tag":"$cred","$cred":`)} {
-					cn.SendText(text)
-					got = append(got, robustAfter(cn, c.Timeouts.Quiet, false).String())
-				}
-				n, _ := robustUsable(c, cn, "after non-JSON text frames")
-				c.Observe("non-JSON text frames: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-002", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
-			Title:       "unknown frame type is survived",
-			Requirement: "A JSON frame with an unknown type gets an error frame or is ignored; the connection stays usable.",
-			Source:      "ws-dialects.md §1.3, §5 scenario 14"},
-			Run: func(c *harness.C) {
-				cn := c.Dial(c.Target())
-				var got []string
-				for _, text := range []string{cn.Frame(`{"$tag":"subscribe","params":["newHeads"]}`), cn.Frame(`{"$tag":"hello"}`)} {
-					cn.SendText(text)
-					got = append(got, robustAfter(cn, c.Timeouts.Quiet, false).String())
-				}
-				n, _ := robustUsable(c, cn, "after frames of unknown type")
-				c.Observe("unknown frame types: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-003", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsAny,
-			Title:       "binary frame delivers nothing and the target stays up",
-			Requirement: "A binary frame gets an error frame, a close, or is ignored; no application data follows; other connections are served.",
-			Source:      "ws-dialects.md §1.3, §5 scenario 15"},
-			Run: func(c *harness.C) {
-				t := c.Target()
-				cn := c.Dial(t)
-				auth, _ := robustValidAuth(c, cn)
-				b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
-				c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-				if err := cn.Peer.SendBinary(c.Ctx, b); err != nil {
-					c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
-				}
-				r := robustAfter(cn, robustNoData(c), true)
-				n := robustServes(c, t)
-				c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-004", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
-			Title:       "oversize frame is bounded",
-			Requirement: "A 2 MiB frame is refused (close 1009, error frame or close) or ignored without delivering data; the target keeps serving.",
-			Source:      "ws-dialects.md §5 scenario 17"},
-			Run: func(c *harness.C) {
-				t := c.Target()
-				cn := c.Dial(t)
-				huge := cn.Frame(`{"$tag":"$cred","$cred":"Payment `) + strings.Repeat("A", 2<<20) + `"}`
-				written := "written"
-				if err := cn.Peer.SendText(c.Ctx, []byte(huge)); err != nil {
-					written = fmt.Sprintf("write failed (%v)", err)
-				}
-				r := robustAfter(cn, robustNoData(c), true)
-				how := "ignored"
-				switch {
-				case r.closed && r.events[len(r.events)-1].Code == 1009:
-					how = "refused with close 1009"
-				case r.closed:
-					how = "refused with a close"
-				case len(r.events) > 0:
-					how = "answered"
-				}
-				n := robustServes(c, t)
-				c.Observe("2 MiB text frame (%s): %s: %s; a fresh connection was served (%d messages)", written, how, r, n)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-005", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
-			Title:       "credential flood is bounded",
-			Requirement: "500 forged credentials sent at once deliver no data, and the target keeps serving other connections.",
-			Source:      "ws-dialects.md §5 scenario 16"},
-			Run: func(c *harness.C) {
-				t := c.Target()
-				cn := c.Dial(t)
-				p, _ := c.ValidPayload(cn)
-				echo := cn.Challenge
-				echo.ID = harness.ForgedID
-				b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p)})
-				c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-				const flood = 500
-				sent := 0
-				var werr error
-				for ; sent < flood; sent++ {
-					if werr = cn.Peer.SendText(c.Ctx, b); werr != nil {
-						break
-					}
-				}
-				r := robustAfter(cn, robustNoData(c), true)
-				n := robustServes(c, t)
-				wrote := fmt.Sprintf("all %d written", flood)
-				if werr != nil {
-					wrote = fmt.Sprintf("%d of %d written before the write failed", sent, flood)
-				}
-				c.Observe("%d forged credentials (%s): %s; a fresh connection was served (%d messages)", flood, wrote, r, n)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-006", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone, Channels: 2,
-			Title:       "a client that stops reading does not stall others",
-			Requirement: "While one paid connection never reads, other connections are served completely.",
-			Source:      "suite requirement: bounded resources against hostile peers"},
-			Run: func(c *harness.C) {
-				t := c.Target()
-				var bareSession *harness.Session
-				if t.Intent == "session" {
-					// The bare client pays from the last channel and the normal
-					// flow (PayValid) from the first, so they do not compete for
-					// one balance.
-					c.Channel(t, harness.AnyChannel) // leases two channels (catalogue: Channels 2)
-					ch := c.Leased()[1]
-					bareSession = c.SessionOn(c.Unconnected(t), ch)
-				}
-				var ch mpp.Challenge
-				if t.B() {
-					ch = c.Probe(t, nil) // dialect B: the challenge comes from the probe
-				}
-				ctx, cancel := context.WithTimeout(c.Ctx, c.Timeouts.Connect)
-				bare, err := robustBareDial(ctx, t.URL, c.TLSConfig(), c.Timeouts.Reply)
-				if err != nil {
-					cancel()
-					c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
-				}
-				defer bare.Close()
-				if !t.B() {
-					op, first, err := bare.readMessage()
-					_ = bare.conn.SetDeadline(time.Time{})
-					if err != nil || op != 0x1 {
-						cancel()
-						c.Failf([]string{"a challenge text frame first"}, "bare client: opcode %d, %v", op, err)
-					}
-					c.T.Note("[bare] ← %s", first)
-					f, err := t.Dialect.Decode(first, frame.FromServer)
-					if err != nil || f.Kind != frame.KindChallenge {
-						cancel()
-						c.Failf([]string{"a challenge frame first"}, "bare client: %s (%v)", first, err)
-					}
-					ch, err = harness.ChallengeOf(f)
-					c.Check(err == nil, "a challenge object", "%s: %v", f.Challenge, err)
-				}
-				cancel()
-				var auth string
-				if bareSession != nil {
-					bareSession.Challenge = ch
-					auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.NextAmount()))
-				} else {
-					auth = c.Unconnected(t).Authorization(ch, harness.TestPayload)
-				}
-				b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
-				c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-				c.T.Note("[bare] → %s", b)
-				if err := bare.writeText(b); err != nil {
-					c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
-				}
-				c.T.Note("[bare] paid; it never reads again")
-				time.Sleep(c.Timeouts.Quiet) // the target starts streaming into a socket nobody reads
-				start := time.Now()
-				n := robustServes(c, t)
-				c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-007", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsCharge, Schedule: harness.Alone,
-			Title:       "100 concurrent charge flows complete",
-			Requirement: "100 connections paying at once each receive their stream and a receipt.",
-			Source:      "suite requirement: concurrency"},
-			Run: func(c *harness.C) {
-				t := c.Target()
-				const flows = 100
-				c.T.Note("%d concurrent charge flows, each with its own transcript; failing ones are quoted below", flows)
-				out := make([]robustFlow, flows)
-				var ready, done sync.WaitGroup
-				start := make(chan struct{})
-				ready.Add(flows)
-				done.Add(flows)
-				began := time.Now()
-				for i := range flows {
-					go func() {
-						defer done.Done()
-						out[i] = robustChargeFlow(c.Ctx, c.Timeouts, c.DialOptions(), t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
-					}()
-				}
-				ready.Wait()
-				close(start)
-				done.Wait()
-				took := time.Since(began)
-				var failed []string
-				minN, maxN := -1, 0
-				for i, r := range out {
-					if r.err != nil {
-						failed = append(failed, fmt.Sprintf("flow f%03d: %v", i+1, r.err))
-						if len(failed) <= 3 {
-							failed[len(failed)-1] += "\n" + r.tr.String()
-						}
-						continue
-					}
-					if minN < 0 || r.n < minN {
-						minN = r.n
-					}
-					maxN = max(maxN, r.n)
-				}
-				if len(failed) > 0 {
-					c.Failf([]string{fmt.Sprintf("all %d flows: messages, then a receipt", flows)}, "%d of %d flows failed:\n%s", len(failed), flows, strings.Join(failed, "\n"))
-				}
-				c.Observe("%d concurrent charge flows each got %d–%d messages and a receipt, in %s", flows, minN, maxN, took.Round(time.Millisecond))
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-008", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession, Schedule: harness.Alone, Channels: harness.AllChannels,
-			Title:       "concurrent sessions on every fixture channel are correct",
-			Requirement: "One session per matching fixture channel, all at once, each delivers exactly its paid units and a correct receipt.",
-			Source:      "protocol.md §6.6 (per-channel linearizability)"},
-			Run: func(c *harness.C) {
-				t := c.Target()
-				var ss []*harness.Session
-				c.Channel(t, harness.AnyChannel) // leases every open channel (catalogue: AllChannels)
-				for _, ch := range c.Leased() {
-					ss = append(ss, c.OpenSession(harness.Only(ch)))
-				}
-				// Every channel at once: k ticks each, exactly k messages each.
-				const k = 3
-				auths := make([]string, len(ss))
-				amounts := make([]*big.Int, len(ss))
-				before := make([]*big.Int, len(ss))
-				for i, s := range ss {
-					auths[i], amounts[i] = robustSessionAuth(s, k)
-					before[i] = new(big.Int).Set(s.Acct.Spent)
-				}
-				for i, r := range robustRounds(c, ss, auths) {
-					s := ss[i]
-					if r.receipt != nil {
-						c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
-					}
-					if r.err != "" {
-						c.Failf([]string{fmt.Sprintf("on every channel at once: exactly %d messages, then needVoucher", k)}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
-					}
-					c.Check(r.n == k, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", k, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
-					s.CheckNeedVoucher(*r.nv, amounts[i])
-					want := new(big.Int).Add(before[i], s.Units(k))
-					c.Check(s.Acct.Spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.Acct.Spent)
-				}
-				// Then every stream to its receipt, all at once, 20 ticks a round.
-				const step = 20
-				active := append([]*harness.Session(nil), ss...)
-				var receipts []string
-				for round := 0; len(active) > 0; round++ {
-					if round >= 500 {
-						c.Failf([]string{"a receipt within 500 vouchers per channel"}, "%d streams still running", len(active))
-					}
-					auths := make([]string, len(active))
-					amounts := make([]*big.Int, len(active))
-					before := make([]*big.Int, len(active))
-					for i, s := range active {
-						auths[i], amounts[i] = robustSessionAuth(s, step)
-						before[i] = new(big.Int).Set(s.Acct.Spent)
-					}
-					var next []*harness.Session
-					for i, r := range robustRounds(c, active, auths) {
-						s := active[i]
-						if r.err != "" {
-							c.Failf([]string{"on every channel at once: messages, then a needVoucher or the receipt"}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
-						}
-						if r.nv != nil {
-							c.Check(r.n == step, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", step, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
-							s.CheckNeedVoucher(*r.nv, amounts[i])
-							next = append(next, s)
-							continue
-						}
-						var rc mpp.SessionReceipt
-						c.Check(json.Unmarshal(r.receipt, &rc) == nil, "a session receipt object", "%s", r.receipt)
-						spent := new(big.Int).Add(before[i], s.Units(r.n))
-						c.Check(r.n <= step, fmt.Sprintf("at most %d messages for %d ticks on %s", step, step, s.Ch.Name), "%d messages, then the receipt", r.n)
-						c.Check(rc.Status == "success" && strings.EqualFold(rc.ChannelID, s.Ch.ID.String()),
-							"a success receipt for channel "+s.Ch.ID.String(), "status %q, channelId %q", rc.Status, rc.ChannelID)
-						c.Check(rc.Spent == spent.String(), fmt.Sprintf("receipt spent %s on %s (what was delivered)", spent, s.Ch.Name), "spent %q", rc.Spent)
-						c.Check(rc.AcceptedCumulative == amounts[i].String(), fmt.Sprintf("receipt acceptedCumulative %s on %s (the last voucher)", amounts[i], s.Ch.Name), "acceptedCumulative %q", rc.AcceptedCumulative)
-						s.AdoptReceipt(r.receipt)
-						receipts = append(receipts, fmt.Sprintf("%s: %d messages, spent %s", s.Ch.Name, s.Delivered, rc.Spent))
-					}
-					active = next
-				}
-				c.Observe("%d sessions at once: each delivered exactly its paid units; receipts %s", len(ss), strings.Join(receipts, "; "))
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-009", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
-			Title:       "mistyped frame fields are survived",
-			Requirement: "Frames whose discriminator or credential field has the wrong JSON type get an error or are ignored; the connection stays usable.",
-			Source:      "ws-dialects.md §1 (deserialisation errors)"},
-			Run: func(c *harness.C) {
-				t := c.Target()
-				cn := c.Dial(t)
-				var got []string
-				for _, text := range []string{
-					cn.Frame(`{"$tag":5}`),
-					cn.Frame(`{"$tag":"$cred","$cred":42}`),
-					cn.Frame(`{"$tag":"$cred","$cred":null}`),
-					cn.Frame(`{"$tag":["$cred"]}`),
-				} {
-					cn.SendText(text)
-					got = append(got, text+" → "+robustAfter(cn, c.Timeouts.Quiet, false).String())
-				}
-				n, s := robustUsable(c, cn, "after mistyped frames")
-				m := robustServesBeside(c, t, cn, s)
-				c.Observe("%s; then served on the same connection (%d messages) and on a fresh one (%d)", strings.Join(got, "; "), n, m)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-010", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
-			Title:       "empty and deeply nested frames are survived",
-			Requirement: "An empty text frame and a 100,000-deep JSON array neither crash the target nor deliver data.",
-			Source:      "suite requirement: bad input never crashes"},
-			Run: func(c *harness.C) {
-				t := c.Target()
-				const depth = 100_000
-				small := 15_000 // deeper than common parser limits, within a 32 KiB frame
-				inputs := []struct{ name, text string }{
-					{"empty text frame", ""},
-					{"100,000-deep JSON array", strings.Repeat("[", depth) + strings.Repeat("]", depth)},
-					{"100,000-deep JSON object", strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)},
-					{"credential frame with a 15,000-deep array field",
-						`{"$tag":"$cred","$cred":"Payment e30","x":` + strings.Repeat("[", small) + strings.Repeat("]", small) + `}`},
-				}
-				var got []string
-				for _, in := range inputs {
-					cn := c.Dial(t)
-					note := ""
-					if err := cn.Peer.SendText(c.Ctx, []byte(cn.Frame(in.text))); err != nil {
-						note = " (write failed: the target closed first)"
-					}
-					r := robustAfter(cn, c.Timeouts.Quiet, true)
-					if !r.closed {
-						cn.ExpectOpen("or closed after the " + in.name)
-					}
-					got = append(got, fmt.Sprintf("%s%s: %s", in.name, note, r))
-				}
-				n := robustServes(c, t)
-				c.Observe("%s; a fresh connection was served (%d messages)", strings.Join(got, "; "), n)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-011", Area: harness.AreaRobust, Level: harness.SHOULD, Dialects: harness.A, Needs: harness.NeedsAny,
-			Title:       "ping before paying keeps the connection",
-			Requirement: "A WebSocket ping before the credential is answered and does not end the connection.",
-			Source:      "ws-dialects.md §6 A6"},
-			Run: func(c *harness.C) {
-				cn := c.Dial(c.Target())
-				began := time.Now()
-				cn.ExpectOpen("answering a ping before the credential")
-				rtt := time.Since(began)
-				cn.Quiet(c.Timeouts.Quiet, append([]harness.Outcome{harness.Closed}, harness.Paid...))
-				s := c.PayValid(cn)
-				n := c.ExpectServed(cn, s)
-				c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-012", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
-			Title:       "silent client",
-			Requirement: "Records what the target does with a connection that never pays, over a short window.",
-			Source:      "ws-dialects.md §5 scenario 2, §6 B5"},
-			Run: func(c *harness.C) {
-				cn := c.Dial(c.Target())
-				window := 2*c.Timeouts.Quiet + c.Timeouts.Reply
-				var seen []string
-				deadline := time.Now().Add(window)
-				for {
-					left := time.Until(deadline)
-					if left <= 0 {
-						break
-					}
-					e, ok := cn.Next(left)
-					if !ok {
-						break
-					}
-					seen = append(seen, fmt.Sprintf("%s at %+.3fs", e, e.At.Seconds()))
-					if e.Closed {
-						break
-					}
-				}
-				if len(seen) == 0 {
-					c.Observe("silent client: no frame and no close within %s after the challenge (socket left open)", window)
-					return
-				}
-				c.Observe("silent client, within %s after the challenge: %s", window, strings.Join(seen, "; "))
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-013", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.AfterHostile,
-			Title:       "target still serves after the hostile cases",
-			Requirement: "After every robustness case a fresh connection completes a paid flow.",
-			Source:      "suite requirement: the target stays up"},
-			Run: func(c *harness.C) {
-				var got []string
-				for _, t := range c.Targets() {
-					if !harness.Payable(t) {
-						got = append(got, t.URL+": not payable by the suite, skipped")
-						continue
-					}
-					n := robustServes(c, t)
-					got = append(got, fmt.Sprintf("%s: served %d messages", t.URL, n))
-				}
-				c.Observe("after the robustness cases: %s", strings.Join(got, "; "))
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-014", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.B, Needs: harness.NeedsAny, Schedule: harness.Alone,
-			Title:       "more than 32 queued payment frames is 429",
-			Requirement: "40 authorization frames sent at once get payment-error with status 429 and a close 1008, and the target keeps serving.",
-			Source:      "ws-dialects.md §2.3 (work queue), §5 scenario 16"},
-			Run: func(c *harness.C) {
-				s := c.OpenSession(harness.AnyChannel)
-				accepted := new(big.Int).Set(s.Acct.Accepted)
-				s.Close()
-				t := c.Connect(s.Ch)
-				// Equal vouchers: each is a valid idempotent retry, so only the
-				// queue limit can refuse them.
-				auth := t.Authorization(t.Challenge, t.Voucher(accepted))
-				sent := 0
-				for ; sent < 100; sent++ {
-					if t.Peer.Send(c.Ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}) != nil {
-						break
-					}
-				}
-				deadline := time.Now().Add(c.Timeouts.Stream)
-				var saw []string
-				for time.Now().Before(deadline) {
-					e, ok := t.Next(time.Until(deadline))
-					if !ok {
-						break
-					}
-					switch {
-					case e.IsFrame(frame.KindError):
-						c.Check(e.Frame.Status == http.StatusTooManyRequests, "payment-error with status 429", "%s", e)
-						e, _ = t.Expect(c.Timeouts.Reply, []harness.Outcome{harness.Closed}, []harness.Outcome{harness.DataFrame})
-						c.Check(e.Code == websocket.StatusPolicyViolation, "close 1008 after the 429", "%s", e)
-						c.Observe("%d frames written; %d receipts, then 429 and %s", sent, t.Seen[frame.KindReceipt], e)
-						robustServes(c, c.Target())
-						return
-					case e.Closed:
-						c.Failf([]string{"payment-error 429, then close 1008"}, "%s after %s", e, strings.Join(saw, ", "))
-					}
-					saw = append(saw, string(e.Frame.Kind))
-				}
-				c.Failf([]string{"payment-error 429, then close 1008"}, "%d frames written; %d receipts, no 429 within %s", sent, t.Seen[frame.KindReceipt], c.Timeouts.Stream)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-015", Area: harness.AreaRobust, Level: harness.SHOULD, Dialects: harness.B, Needs: harness.NeedsSession,
-			Title:       "a close request before authorization does not poison the connection",
-			Requirement: "A payment-close-request sent before any authorization leaves the connection usable: a voucher then starts the stream.",
-			Source:      "ws-dialects.md §5 scenario 20, §6 B10"},
-			Run: func(c *harness.C) {
-				t := c.TargetFor(harness.NeedsSession)
-				s := c.Connect(c.Channel(t, harness.AnyChannel))
-				s.Conn.Send(frame.Frame{Kind: frame.KindCloseRequest})
-				s.Quiet(c.Timeouts.Quiet, []harness.Outcome{harness.AnyFrame})
-				amount := s.NextAmount()
-				s.Send(s.Voucher(amount))
-				s.Paid = amount
-				s.ExpectAck(amount)
-				n, nv := s.ReadUntilNeedVoucher()
-				s.CheckNeedVoucher(nv, amount)
-				c.Observe("close request first, then a voucher: %d messages streamed", n)
-			}},
-		{Meta: harness.Meta{ID: "WS-ROBUST-016", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.B, Needs: harness.NeedsSession,
-			Title:       "binary frames",
-			Requirement: "Records whether a binary frame carrying an authorization is processed as its text (mppx) or refused.",
-			Source:      "ws-dialects.md §2.3 (binary decoded as UTF-8), §5 scenario 15"},
-			Run: func(c *harness.C) {
-				t := c.TargetFor(harness.NeedsSession)
-				s := c.Connect(c.Channel(t, harness.AnyChannel))
-				amount := s.NextAmount()
-				auth := s.Authorization(s.Challenge, s.Voucher(amount))
-				b, _ := frame.B.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
-				if err := s.Peer.SendBinary(c.Ctx, b); err != nil {
-					c.Failf([]string{"the connection open for a binary frame"}, "%v", err)
-				}
-				e, ok := s.Next(c.Timeouts.Reply)
-				switch {
-				case ok && s.IsAck(e):
-					s.Paid = amount
-					n, nv := s.ReadUntilNeedVoucher()
-					s.CheckNeedVoucher(nv, amount)
-					c.Observe("binary authorization processed as text: receipt, then %d messages", n)
-				case ok:
-					c.Observe("binary authorization refused: %s", e)
-				default:
-					c.Observe("binary authorization ignored (silence for %s)", c.Timeouts.Reply)
-				}
-			}},
-	}
+	return []harness.Case{robust001, robust002, robust003, robust004, robust005, robust006, robust007, robust008, robust009, robust010, robust011, robust012, robust013, robust014, robust015, robust016}
 }
+
+var robust001 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-001", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
+	Title:       "non-JSON text frame is survived",
+	Requirement: "A text frame that is not JSON gets an error frame or is ignored; the connection stays open and a valid credential is then served.",
+	Source:      "ws-dialects.md §1.3, §5 scenario 14"},
+	Run: func(c *harness.C) {
+		cn := c.Dial(c.Target())
+		var got []string
+		for _, text := range []string{"this is not JSON", cn.Frame(`{"$tag":"$cred","$cred":`)} {
+			cn.SendText(text)
+			got = append(got, robustAfter(cn, c.Timeouts.Quiet, false).String())
+		}
+		n, _ := robustUsable(c, cn, "after non-JSON text frames")
+		c.Observe("non-JSON text frames: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
+	}}
+
+var robust002 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-002", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
+	Title:       "unknown frame type is survived",
+	Requirement: "A JSON frame with an unknown type gets an error frame or is ignored; the connection stays usable.",
+	Source:      "ws-dialects.md §1.3, §5 scenario 14"},
+	Run: func(c *harness.C) {
+		cn := c.Dial(c.Target())
+		var got []string
+		for _, text := range []string{cn.Frame(`{"$tag":"subscribe","params":["newHeads"]}`), cn.Frame(`{"$tag":"hello"}`)} {
+			cn.SendText(text)
+			got = append(got, robustAfter(cn, c.Timeouts.Quiet, false).String())
+		}
+		n, _ := robustUsable(c, cn, "after frames of unknown type")
+		c.Observe("unknown frame types: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
+	}}
+
+var robust003 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-003", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsAny,
+	Title:       "binary frame delivers nothing and the target stays up",
+	Requirement: "A binary frame gets an error frame, a close, or is ignored; no application data follows; other connections are served.",
+	Source:      "ws-dialects.md §1.3, §5 scenario 15"},
+	Run: func(c *harness.C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		auth, _ := robustValidAuth(c, cn)
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		if err := cn.Peer.SendBinary(c.Ctx, b); err != nil {
+			c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
+		}
+		r := robustAfter(cn, robustNoData(c), true)
+		n := robustServes(c, t)
+		c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
+	}}
+
+var robust004 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-004", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
+	Title:       "oversize frame is bounded",
+	Requirement: "A 2 MiB frame is refused (close 1009, error frame or close) or ignored without delivering data; the target keeps serving.",
+	Source:      "ws-dialects.md §5 scenario 17"},
+	Run: func(c *harness.C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		huge := cn.Frame(`{"$tag":"$cred","$cred":"Payment `) + strings.Repeat("A", 2<<20) + `"}`
+		written := "written"
+		if err := cn.Peer.SendText(c.Ctx, []byte(huge)); err != nil {
+			written = fmt.Sprintf("write failed (%v)", err)
+		}
+		r := robustAfter(cn, robustNoData(c), true)
+		how := "ignored"
+		switch {
+		case r.closed && r.events[len(r.events)-1].Code == 1009:
+			how = "refused with close 1009"
+		case r.closed:
+			how = "refused with a close"
+		case len(r.events) > 0:
+			how = "answered"
+		}
+		n := robustServes(c, t)
+		c.Observe("2 MiB text frame (%s): %s: %s; a fresh connection was served (%d messages)", written, how, r, n)
+	}}
+
+var robust005 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-005", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
+	Title:       "credential flood is bounded",
+	Requirement: "500 forged credentials sent at once deliver no data, and the target keeps serving other connections.",
+	Source:      "ws-dialects.md §5 scenario 16"},
+	Run: func(c *harness.C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		p, _ := c.ValidPayload(cn)
+		echo := cn.Challenge
+		echo.ID = harness.ForgedID
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p)})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		const flood = 500
+		sent := 0
+		var werr error
+		for ; sent < flood; sent++ {
+			if werr = cn.Peer.SendText(c.Ctx, b); werr != nil {
+				break
+			}
+		}
+		r := robustAfter(cn, robustNoData(c), true)
+		n := robustServes(c, t)
+		wrote := fmt.Sprintf("all %d written", flood)
+		if werr != nil {
+			wrote = fmt.Sprintf("%d of %d written before the write failed", sent, flood)
+		}
+		c.Observe("%d forged credentials (%s): %s; a fresh connection was served (%d messages)", flood, wrote, r, n)
+	}}
+
+var robust006 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-006", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone, Channels: 2,
+	Title:       "a client that stops reading does not stall others",
+	Requirement: "While one paid connection never reads, other connections are served completely.",
+	Source:      "suite requirement: bounded resources against hostile peers"},
+	Run: func(c *harness.C) {
+		t := c.Target()
+		var bareSession *harness.Session
+		if t.Intent == "session" {
+			// The bare client pays from the last channel and the normal
+			// flow (PayValid) from the first, so they do not compete for
+			// one balance.
+			c.Channel(t, harness.AnyChannel) // leases two channels (catalogue: Channels 2)
+			ch := c.Leased()[1]
+			bareSession = c.SessionOn(c.Unconnected(t), ch)
+		}
+		var ch mpp.Challenge
+		if t.B() {
+			ch = c.Probe(t, nil) // dialect B: the challenge comes from the probe
+		}
+		ctx, cancel := context.WithTimeout(c.Ctx, c.Timeouts.Connect)
+		bare, err := robustBareDial(ctx, t.URL, c.TLSConfig(), c.Timeouts.Reply)
+		if err != nil {
+			cancel()
+			c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
+		}
+		defer bare.Close()
+		if !t.B() {
+			op, first, err := bare.readMessage()
+			_ = bare.conn.SetDeadline(time.Time{})
+			if err != nil || op != 0x1 {
+				cancel()
+				c.Failf([]string{"a challenge text frame first"}, "bare client: opcode %d, %v", op, err)
+			}
+			c.T.Note("[bare] ← %s", first)
+			f, err := t.Dialect.Decode(first, frame.FromServer)
+			if err != nil || f.Kind != frame.KindChallenge {
+				cancel()
+				c.Failf([]string{"a challenge frame first"}, "bare client: %s (%v)", first, err)
+			}
+			ch, err = harness.ChallengeOf(f)
+			c.Check(err == nil, "a challenge object", "%s: %v", f.Challenge, err)
+		}
+		cancel()
+		var auth string
+		if bareSession != nil {
+			bareSession.Challenge = ch
+			auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.NextAmount()))
+		} else {
+			auth = c.Unconnected(t).Authorization(ch, harness.TestPayload)
+		}
+		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
+		c.T.Note("[bare] → %s", b)
+		if err := bare.writeText(b); err != nil {
+			c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
+		}
+		c.T.Note("[bare] paid; it never reads again")
+		time.Sleep(c.Timeouts.Quiet) // the target starts streaming into a socket nobody reads
+		start := time.Now()
+		n := robustServes(c, t)
+		c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
+	}}
+
+var robust007 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-007", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsCharge, Schedule: harness.Alone,
+	Title:       "100 concurrent charge flows complete",
+	Requirement: "100 connections paying at once each receive their stream and a receipt.",
+	Source:      "suite requirement: concurrency"},
+	Run: func(c *harness.C) {
+		t := c.Target()
+		const flows = 100
+		c.T.Note("%d concurrent charge flows, each with its own transcript; failing ones are quoted below", flows)
+		out := make([]robustFlow, flows)
+		var ready, done sync.WaitGroup
+		start := make(chan struct{})
+		ready.Add(flows)
+		done.Add(flows)
+		began := time.Now()
+		for i := range flows {
+			go func() {
+				defer done.Done()
+				out[i] = robustChargeFlow(c.Ctx, c.Timeouts, c.DialOptions(), t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
+			}()
+		}
+		ready.Wait()
+		close(start)
+		done.Wait()
+		took := time.Since(began)
+		var failed []string
+		minN, maxN := -1, 0
+		for i, r := range out {
+			if r.err != nil {
+				failed = append(failed, fmt.Sprintf("flow f%03d: %v", i+1, r.err))
+				if len(failed) <= 3 {
+					failed[len(failed)-1] += "\n" + r.tr.String()
+				}
+				continue
+			}
+			if minN < 0 || r.n < minN {
+				minN = r.n
+			}
+			maxN = max(maxN, r.n)
+		}
+		if len(failed) > 0 {
+			c.Failf([]string{fmt.Sprintf("all %d flows: messages, then a receipt", flows)}, "%d of %d flows failed:\n%s", len(failed), flows, strings.Join(failed, "\n"))
+		}
+		c.Observe("%d concurrent charge flows each got %d–%d messages and a receipt, in %s", flows, minN, maxN, took.Round(time.Millisecond))
+	}}
+
+var robust008 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-008", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession, Schedule: harness.Alone, Channels: harness.AllChannels,
+	Title:       "concurrent sessions on every fixture channel are correct",
+	Requirement: "One session per matching fixture channel, all at once, each delivers exactly its paid units and a correct receipt.",
+	Source:      "protocol.md §6.6 (per-channel linearizability)"},
+	Run: func(c *harness.C) {
+		t := c.Target()
+		var ss []*harness.Session
+		c.Channel(t, harness.AnyChannel) // leases every open channel (catalogue: AllChannels)
+		for _, ch := range c.Leased() {
+			ss = append(ss, c.OpenSession(harness.Only(ch)))
+		}
+		// Every channel at once: k ticks each, exactly k messages each.
+		const k = 3
+		auths := make([]string, len(ss))
+		amounts := make([]*big.Int, len(ss))
+		before := make([]*big.Int, len(ss))
+		for i, s := range ss {
+			auths[i], amounts[i] = robustSessionAuth(s, k)
+			before[i] = new(big.Int).Set(s.Acct.Spent)
+		}
+		for i, r := range robustRounds(c, ss, auths) {
+			s := ss[i]
+			if r.receipt != nil {
+				c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
+			}
+			if r.err != "" {
+				c.Failf([]string{fmt.Sprintf("on every channel at once: exactly %d messages, then needVoucher", k)}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
+			}
+			c.Check(r.n == k, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", k, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
+			s.CheckNeedVoucher(*r.nv, amounts[i])
+			want := new(big.Int).Add(before[i], s.Units(k))
+			c.Check(s.Acct.Spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.Acct.Spent)
+		}
+		// Then every stream to its receipt, all at once, 20 ticks a round.
+		const step = 20
+		active := append([]*harness.Session(nil), ss...)
+		var receipts []string
+		for round := 0; len(active) > 0; round++ {
+			if round >= 500 {
+				c.Failf([]string{"a receipt within 500 vouchers per channel"}, "%d streams still running", len(active))
+			}
+			auths := make([]string, len(active))
+			amounts := make([]*big.Int, len(active))
+			before := make([]*big.Int, len(active))
+			for i, s := range active {
+				auths[i], amounts[i] = robustSessionAuth(s, step)
+				before[i] = new(big.Int).Set(s.Acct.Spent)
+			}
+			var next []*harness.Session
+			for i, r := range robustRounds(c, active, auths) {
+				s := active[i]
+				if r.err != "" {
+					c.Failf([]string{"on every channel at once: messages, then a needVoucher or the receipt"}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
+				}
+				if r.nv != nil {
+					c.Check(r.n == step, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", step, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
+					s.CheckNeedVoucher(*r.nv, amounts[i])
+					next = append(next, s)
+					continue
+				}
+				var rc mpp.SessionReceipt
+				c.Check(json.Unmarshal(r.receipt, &rc) == nil, "a session receipt object", "%s", r.receipt)
+				spent := new(big.Int).Add(before[i], s.Units(r.n))
+				c.Check(r.n <= step, fmt.Sprintf("at most %d messages for %d ticks on %s", step, step, s.Ch.Name), "%d messages, then the receipt", r.n)
+				c.Check(rc.Status == "success" && strings.EqualFold(rc.ChannelID, s.Ch.ID.String()),
+					"a success receipt for channel "+s.Ch.ID.String(), "status %q, channelId %q", rc.Status, rc.ChannelID)
+				c.Check(rc.Spent == spent.String(), fmt.Sprintf("receipt spent %s on %s (what was delivered)", spent, s.Ch.Name), "spent %q", rc.Spent)
+				c.Check(rc.AcceptedCumulative == amounts[i].String(), fmt.Sprintf("receipt acceptedCumulative %s on %s (the last voucher)", amounts[i], s.Ch.Name), "acceptedCumulative %q", rc.AcceptedCumulative)
+				s.AdoptReceipt(r.receipt)
+				receipts = append(receipts, fmt.Sprintf("%s: %d messages, spent %s", s.Ch.Name, s.Delivered, rc.Spent))
+			}
+			active = next
+		}
+		c.Observe("%d sessions at once: each delivered exactly its paid units; receipts %s", len(ss), strings.Join(receipts, "; "))
+	}}
+
+var robust009 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-009", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
+	Title:       "mistyped frame fields are survived",
+	Requirement: "Frames whose discriminator or credential field has the wrong JSON type get an error or are ignored; the connection stays usable.",
+	Source:      "ws-dialects.md §1 (deserialisation errors)"},
+	Run: func(c *harness.C) {
+		t := c.Target()
+		cn := c.Dial(t)
+		var got []string
+		for _, text := range []string{
+			cn.Frame(`{"$tag":5}`),
+			cn.Frame(`{"$tag":"$cred","$cred":42}`),
+			cn.Frame(`{"$tag":"$cred","$cred":null}`),
+			cn.Frame(`{"$tag":["$cred"]}`),
+		} {
+			cn.SendText(text)
+			got = append(got, text+" → "+robustAfter(cn, c.Timeouts.Quiet, false).String())
+		}
+		n, s := robustUsable(c, cn, "after mistyped frames")
+		m := robustServesBeside(c, t, cn, s)
+		c.Observe("%s; then served on the same connection (%d messages) and on a fresh one (%d)", strings.Join(got, "; "), n, m)
+	}}
+
+var robust010 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-010", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
+	Title:       "empty and deeply nested frames are survived",
+	Requirement: "An empty text frame and a 100,000-deep JSON array neither crash the target nor deliver data.",
+	Source:      "suite requirement: bad input never crashes"},
+	Run: func(c *harness.C) {
+		t := c.Target()
+		const depth = 100_000
+		small := 15_000 // deeper than common parser limits, within a 32 KiB frame
+		inputs := []struct{ name, text string }{
+			{"empty text frame", ""},
+			{"100,000-deep JSON array", strings.Repeat("[", depth) + strings.Repeat("]", depth)},
+			{"100,000-deep JSON object", strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)},
+			{"credential frame with a 15,000-deep array field",
+				`{"$tag":"$cred","$cred":"Payment e30","x":` + strings.Repeat("[", small) + strings.Repeat("]", small) + `}`},
+		}
+		var got []string
+		for _, in := range inputs {
+			cn := c.Dial(t)
+			note := ""
+			if err := cn.Peer.SendText(c.Ctx, []byte(cn.Frame(in.text))); err != nil {
+				note = " (write failed: the target closed first)"
+			}
+			r := robustAfter(cn, c.Timeouts.Quiet, true)
+			if !r.closed {
+				cn.ExpectOpen("or closed after the " + in.name)
+			}
+			got = append(got, fmt.Sprintf("%s%s: %s", in.name, note, r))
+		}
+		n := robustServes(c, t)
+		c.Observe("%s; a fresh connection was served (%d messages)", strings.Join(got, "; "), n)
+	}}
+
+var robust011 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-011", Area: harness.AreaRobust, Level: harness.SHOULD, Dialects: harness.A, Needs: harness.NeedsAny,
+	Title:       "ping before paying keeps the connection",
+	Requirement: "A WebSocket ping before the credential is answered and does not end the connection.",
+	Source:      "ws-dialects.md §6 A6"},
+	Run: func(c *harness.C) {
+		cn := c.Dial(c.Target())
+		began := time.Now()
+		cn.ExpectOpen("answering a ping before the credential")
+		rtt := time.Since(began)
+		cn.Quiet(c.Timeouts.Quiet, append([]harness.Outcome{harness.Closed}, harness.Paid...))
+		s := c.PayValid(cn)
+		n := c.ExpectServed(cn, s)
+		c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
+	}}
+
+var robust012 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-012", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
+	Title:       "silent client",
+	Requirement: "Records what the target does with a connection that never pays, over a short window.",
+	Source:      "ws-dialects.md §5 scenario 2, §6 B5"},
+	Run: func(c *harness.C) {
+		cn := c.Dial(c.Target())
+		window := 2*c.Timeouts.Quiet + c.Timeouts.Reply
+		var seen []string
+		deadline := time.Now().Add(window)
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			e, ok := cn.Next(left)
+			if !ok {
+				break
+			}
+			seen = append(seen, fmt.Sprintf("%s at %+.3fs", e, e.At.Seconds()))
+			if e.Closed {
+				break
+			}
+		}
+		if len(seen) == 0 {
+			c.Observe("silent client: no frame and no close within %s after the challenge (socket left open)", window)
+			return
+		}
+		c.Observe("silent client, within %s after the challenge: %s", window, strings.Join(seen, "; "))
+	}}
+
+var robust013 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-013", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.AfterHostile,
+	Title:       "target still serves after the hostile cases",
+	Requirement: "After every robustness case a fresh connection completes a paid flow.",
+	Source:      "suite requirement: the target stays up"},
+	Run: func(c *harness.C) {
+		var got []string
+		for _, t := range c.Targets() {
+			if !harness.Payable(t) {
+				got = append(got, t.URL+": not payable by the suite, skipped")
+				continue
+			}
+			n := robustServes(c, t)
+			got = append(got, fmt.Sprintf("%s: served %d messages", t.URL, n))
+		}
+		c.Observe("after the robustness cases: %s", strings.Join(got, "; "))
+	}}
+
+var robust014 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-014", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.B, Needs: harness.NeedsAny, Schedule: harness.Alone,
+	Title:       "more than 32 queued payment frames is 429",
+	Requirement: "40 authorization frames sent at once get payment-error with status 429 and a close 1008, and the target keeps serving.",
+	Source:      "ws-dialects.md §2.3 (work queue), §5 scenario 16"},
+	Run: func(c *harness.C) {
+		s := c.OpenSession(harness.AnyChannel)
+		accepted := new(big.Int).Set(s.Acct.Accepted)
+		s.Close()
+		t := c.Connect(s.Ch)
+		// Equal vouchers: each is a valid idempotent retry, so only the
+		// queue limit can refuse them.
+		auth := t.Authorization(t.Challenge, t.Voucher(accepted))
+		sent := 0
+		for ; sent < 100; sent++ {
+			if t.Peer.Send(c.Ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}) != nil {
+				break
+			}
+		}
+		deadline := time.Now().Add(c.Timeouts.Stream)
+		var saw []string
+		for time.Now().Before(deadline) {
+			e, ok := t.Next(time.Until(deadline))
+			if !ok {
+				break
+			}
+			switch {
+			case e.IsFrame(frame.KindError):
+				c.Check(e.Frame.Status == http.StatusTooManyRequests, "payment-error with status 429", "%s", e)
+				e, _ = t.Expect(c.Timeouts.Reply, []harness.Outcome{harness.Closed}, []harness.Outcome{harness.DataFrame})
+				c.Check(e.Code == websocket.StatusPolicyViolation, "close 1008 after the 429", "%s", e)
+				c.Observe("%d frames written; %d receipts, then 429 and %s", sent, t.Seen[frame.KindReceipt], e)
+				robustServes(c, c.Target())
+				return
+			case e.Closed:
+				c.Failf([]string{"payment-error 429, then close 1008"}, "%s after %s", e, strings.Join(saw, ", "))
+			}
+			saw = append(saw, string(e.Frame.Kind))
+		}
+		c.Failf([]string{"payment-error 429, then close 1008"}, "%d frames written; %d receipts, no 429 within %s", sent, t.Seen[frame.KindReceipt], c.Timeouts.Stream)
+	}}
+
+var robust015 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-015", Area: harness.AreaRobust, Level: harness.SHOULD, Dialects: harness.B, Needs: harness.NeedsSession,
+	Title:       "a close request before authorization does not poison the connection",
+	Requirement: "A payment-close-request sent before any authorization leaves the connection usable: a voucher then starts the stream.",
+	Source:      "ws-dialects.md §5 scenario 20, §6 B10"},
+	Run: func(c *harness.C) {
+		t := c.TargetFor(harness.NeedsSession)
+		s := c.Connect(c.Channel(t, harness.AnyChannel))
+		s.Conn.Send(frame.Frame{Kind: frame.KindCloseRequest})
+		s.Quiet(c.Timeouts.Quiet, []harness.Outcome{harness.AnyFrame})
+		amount := s.NextAmount()
+		s.Send(s.Voucher(amount))
+		s.Paid = amount
+		s.ExpectAck(amount)
+		n, nv := s.ReadUntilNeedVoucher()
+		s.CheckNeedVoucher(nv, amount)
+		c.Observe("close request first, then a voucher: %d messages streamed", n)
+	}}
+
+var robust016 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-016", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.B, Needs: harness.NeedsSession,
+	Title:       "binary frames",
+	Requirement: "Records whether a binary frame carrying an authorization is processed as its text (mppx) or refused.",
+	Source:      "ws-dialects.md §2.3 (binary decoded as UTF-8), §5 scenario 15"},
+	Run: func(c *harness.C) {
+		t := c.TargetFor(harness.NeedsSession)
+		s := c.Connect(c.Channel(t, harness.AnyChannel))
+		amount := s.NextAmount()
+		auth := s.Authorization(s.Challenge, s.Voucher(amount))
+		b, _ := frame.B.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+		if err := s.Peer.SendBinary(c.Ctx, b); err != nil {
+			c.Failf([]string{"the connection open for a binary frame"}, "%v", err)
+		}
+		e, ok := s.Next(c.Timeouts.Reply)
+		switch {
+		case ok && s.IsAck(e):
+			s.Paid = amount
+			n, nv := s.ReadUntilNeedVoucher()
+			s.CheckNeedVoucher(nv, amount)
+			c.Observe("binary authorization processed as text: receipt, then %d messages", n)
+		case ok:
+			c.Observe("binary authorization refused: %s", e)
+		default:
+			c.Observe("binary authorization ignored (silence for %s)", c.Timeouts.Reply)
+		}
+	}}
