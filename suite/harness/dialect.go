@@ -22,6 +22,9 @@ type Dialect interface {
 	isEnd(e peer.Event) bool
 	// Unbought are the frames a voucher that adds no funds must not buy.
 	Unbought() []Outcome
+	// answersEach reports whether every credential gets an answer: a
+	// receipt, or a payment-error that ends the connection.
+	answersEach() bool
 }
 
 // DialectA is mpp-rs's dialect: `type`-tagged frames, the challenge sent
@@ -40,6 +43,7 @@ func (dialectA) credentialTag() string   { return "credential" }
 func (dialectA) isAck(peer.Event) bool   { return false }
 func (dialectA) isEnd(e peer.Event) bool { return e.IsFrame(frame.KindReceipt) }
 func (dialectA) Unbought() []Outcome     { return Paid }
+func (dialectA) answersEach() bool       { return false }
 
 type dialectB struct{ frame.Dialect }
 
@@ -51,3 +55,5 @@ func (dialectB) isEnd(e peer.Event) bool { return e.IsFrame(frame.KindCloseReady
 // Unbought: an equal voucher is an idempotent retry that dialect B
 // acknowledges with a receipt; only data would be bought.
 func (dialectB) Unbought() []Outcome { return []Outcome{DataFrame} }
+
+func (dialectB) answersEach() bool { return true }

@@ -1,12 +1,14 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"strings"
 	"time"
 
 	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/reference/tempo"
 )
 
@@ -17,12 +19,33 @@ import (
 // shows as more messages, another acceptedCumulative, or the valid voucher
 // refused, and the failure names the variant. So that it shows, a
 // variant's amount is at most the accepted one or at least two ticks above
-// it (badAmount). A target that closes the connection on the refusal (every
-// dialect B target does) is paid on a new connection. Refuse returns the
-// session to go on with.
+// it (badAmount). A target that closes the connection on the refusal is
+// paid on a new connection. Refuse returns the session to go on with.
+//
+// A dialect that answers every credential (B) is given the variant's answer
+// before the valid voucher: a payment-error ends the connection there, and
+// mppx leaves it open but unserved (bug B1), so the valid voucher goes on a
+// new connection; a receipt is allowed for an idempotent retry of the
+// accepted voucher, or for a voucher credited to another channel.
 func (s *Session) Refuse(variant string, payload any) *Session {
+	c := s.C
 	s.SendPayload(payload)
-	return s.Barrier(variant, true)
+	if !s.Target.Dialect.answersEach() {
+		return s.Barrier(variant, true)
+	}
+	e, o := s.Expect(c.r.t.Stream, []Outcome{ErrorFrame, Closed, ReceiptFrame}, []Outcome{DataFrame})
+	c.Observe("%s: %s", variant, e)
+	if o.Name != ReceiptFrame.Name {
+		return c.Connect(s.Ch).Barrier(variant, false)
+	}
+	var r mpp.SessionReceipt
+	_ = json.Unmarshal(e.Frame.Receipt, &r)
+	if strings.EqualFold(r.ChannelID, s.Ch.ID.String()) {
+		c.Check(r.AcceptedCumulative == s.Acct.Accepted.String(),
+			"a payment-error for "+variant+", or for a retry of the accepted voucher a receipt with acceptedCumulative "+s.Acct.Accepted.String(),
+			"payment-receipt with acceptedCumulative %q: the target took %s", r.AcceptedCumulative, variant)
+	}
+	return s.Barrier(variant, false)
 }
 
 // Barrier pays one tick over the accepted amount on s and expects exactly

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
@@ -50,11 +51,12 @@ func (c *C) ExpectServed(cn *Conn, s *Session) int {
 		return n
 	}
 	n := 0
+	deadline := time.Now().Add(c.r.t.Stream)
 	for {
-		e, ok := cn.Next(c.r.t.Reply)
+		e, ok := cn.Next(time.Until(deadline))
 		switch {
 		case !ok:
-			c.Failf([]string{"message frames, then a receipt"}, "silence after %d messages", n)
+			c.Failf([]string{"message frames, then a receipt within " + c.r.t.Stream.String()}, "silence after %d messages", n)
 		case e.IsFrame(frame.KindMessage):
 			n++
 		case e.IsFrame(frame.KindReceipt):

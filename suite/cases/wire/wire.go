@@ -106,10 +106,12 @@ var wire007 = harness.Case{Meta: harness.Meta{ID: "WS-WIRE-007", Area: harness.A
 		t := c.Target()
 		cn := c.Dial(t)
 		c.PayValid(cn)
-		n := 0
-		for n < 1 {
-			e, ok := cn.Next(c.Timeouts.Reply)
-			c.Check(ok, "a message frame after paying", "silence")
+		// A target verifies its first voucher of a signer slowly (key
+		// recovery): the stream timeout bounds the wait, not one reply's.
+		deadline := time.Now().Add(c.Timeouts.Stream)
+		for n := 0; n < 1; {
+			e, ok := cn.Next(time.Until(deadline))
+			c.Check(ok, "a message frame after paying", "silence for %s", c.Timeouts.Stream)
 			if e.IsFrame(frame.KindMessage) {
 				// Extra fields are allowed: both SDK clients ignore them.
 				c.CheckFields("message", e.Raw, map[string]string{cn.TagKey(): "string", "data": "string"})
