@@ -33,7 +33,11 @@ func (s *Session) Refuse(variant string, payload any) *Session {
 	if !s.Target.Dialect.answersEach() {
 		return s.Barrier(variant, true)
 	}
-	e, o := s.Expect(c.r.t.Stream, []Outcome{ErrorFrame, Closed, ReceiptFrame}, []Outcome{DataFrame})
+	answer := Receive(ErrorFrame, Closed, ReceiptFrame).Within(c.r.t.Stream).Forbidding(DataFrame)
+	if ok, _ := answer.Match(s.Conn); !ok {
+		c.Failf([]string{"a payment-error for " + variant + " (or a receipt for a retry of the accepted voucher), and no data"}, "%s: the target took %s", answer.actual, variant)
+	}
+	e, o := answer.Event()
 	c.Observe("%s: %s", variant, e)
 	if o.Name != ReceiptFrame.Name {
 		return c.Connect(s.Ch).Barrier(variant, false)

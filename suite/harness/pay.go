@@ -44,10 +44,19 @@ func (c *C) ExpectServed(cn *Conn, s *Session) int {
 		// served is served, whichever way the stream stops.
 		n, nv, end, e := s.read(-1)
 		c.Check(end != endRefused, "message frames for a voucher one tick above everything the suite signed", "%s after %d messages", e, n)
-		c.Check(n >= 1, "at least one message for a voucher of one tick", "%d messages", n)
 		if end == endNeedVoucher {
 			s.CheckNeedVoucher(nv, s.Acct.Signed)
 		}
+		if n == 0 && end == endNeedVoucher {
+			// The tick went to another stream of the channel: one that
+			// outlived an earlier case may take one unit before it notices
+			// its socket is gone (ws-dialects.md §5 scenario 18). Once more.
+			c.Observe("the first tick was spent off this connection; paid one more")
+			s.PayUnits(1)
+			n, _, end, e = s.read(-1)
+			c.Check(end != endRefused, "message frames for a voucher of one more tick", "%s after %d messages", e, n)
+		}
+		c.Check(n >= 1, "at least one message for a voucher of one tick", "%d messages", n)
 		return n
 	}
 	n := 0

@@ -480,7 +480,7 @@ var robust003 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-003", Area: harne
 		c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
 	}}
 
-var robust004 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-004", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
+var robust004 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-004", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
 	Title:       "oversize frame is bounded",
 	Requirement: "A 2 MiB frame is refused (close 1009, error frame or close) or ignored without delivering data; the target keeps serving.",
 	Source:      "ws-dialects.md §5 scenario 17"},
@@ -788,7 +788,7 @@ var robust011 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-011", Area: harne
 		c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
 	}}
 
-var robust012 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-012", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
+var robust012 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-012", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.AB, Needs: harness.NeedsAny,
 	Title:       "silent client",
 	Requirement: "Records what the target does with a connection that never pays, over a short window.",
 	Source:      "ws-dialects.md §5 scenario 2, §6 B5"},
