@@ -139,6 +139,7 @@ func Run(ctx context.Context, url string, cfg Config) (Result, error) {
 	ws.SetReadLimit(1 << 20)
 	r := &run{cfg: cfg, dialect: frame.A, ws: ws}
 	r.res.Dialect = frame.A.Name()
+	defer r.count()
 	res, err := r.do(ctx)
 	if err != nil {
 		return Result{}, err
@@ -158,6 +159,7 @@ type run struct {
 	tick    *big.Int
 	sent    *big.Int // highest amount this run signed
 	owed    *big.Int // highest voucher the server needed: it must have accepted it
+	asked   *big.Int // the newest requiredCumulative: it never decreases
 	before  Account  // the ledger's view of the channel at the start
 
 	b bState // dialect B only
@@ -307,7 +309,7 @@ func (r *run) openSession(ctx context.Context) error {
 	if err != nil || tick.Sign() == 0 {
 		return fmt.Errorf("request amount %q: want a positive tick cost", req.Amount)
 	}
-	r.ch, r.tick, r.sent, r.owed = ch, tick, new(big.Int), new(big.Int)
+	r.ch, r.tick, r.sent, r.owed, r.asked = ch, tick, new(big.Int), new(big.Int), new(big.Int)
 	r.before = r.cfg.Ledger.Snapshot(ch.ID)
 	r.res.Channel, r.res.ChannelID = ch.Name, ch.ID.String()
 	want := new(big.Int).Add(r.before.Signed, r.units(r.cfg.VoucherUnits))
@@ -393,6 +395,19 @@ func (r *run) needVoucher(ctx context.Context, nv frame.NeedVoucher) error {
 	} else if required.Cmp(limit) > 0 {
 		return fmt.Errorf("server requires %s, over the deposit %s; dialect A has no top-up", required, limit)
 	}
+	if required.Cmp(r.asked) < 0 {
+		// Spent only grows, and requiredCumulative with it.
+		return fmt.Errorf("requiredCumulative %s is below the %s asked before", required, r.asked)
+	}
+	r.asked.Set(required)
+	// The server charges a unit before it sends it, so it asks for at most
+	// the units that arrived and the next one: anything further ahead than
+	// one voucher step is a claim for units it never delivered.
+	n := int64(len(r.res.Messages))
+	ahead := new(big.Int).Add(r.before.Spent, r.units(int(n)+1+r.cfg.VoucherUnits))
+	if required.Cmp(ahead) > 0 {
+		return fmt.Errorf("server requires %s after %d messages (%s spent before): more than %d units ahead of what arrived", required, n, r.before.Spent, r.cfg.VoucherUnits+1)
+	}
 	if required.Cmp(r.sent) <= 0 {
 		// Already covered by a voucher in flight: a repeated needVoucher
 		// (mpp-rs re-sends every poll) must not make us sign twice.
@@ -459,21 +474,50 @@ func (r *run) checkReceipt(raw json.RawMessage) error {
 		return errors.Join(append(errs, fmt.Errorf("receipt amounts: %v (units present: %t)", err, rc.Units != nil))...)
 	}
 	units := *rc.Units
-	n := uint64(len(r.res.Messages))
 	signed := r.cfg.Ledger.Snapshot(r.ch.ID).Signed
 	// A prepaid voucher may still be in flight when the stream ends; one the
 	// server asked for must have been accepted.
 	check(accepted.Cmp(r.owed) >= 0 && accepted.Cmp(signed) <= 0, "acceptedCumulative %s, want between the voucher the server needed %s and the most we signed %s", accepted, r.owed, signed)
 	check(spent.Cmp(accepted) <= 0, "spent %s exceeds acceptedCumulative %s", spent, accepted)
-	check(units >= r.before.Units+n, "units %d, want at least %d before + %d delivered", units, r.before.Units, n)
-	minSpent := new(big.Int).Add(r.before.Spent, r.units(int(n)))
-	check(spent.Cmp(minSpent) >= 0, "spent %s, want at least %s (%s before + %d messages x %s)", spent, minSpent, r.before.Spent, n, r.tick)
+	errs = append(errs, r.matchesArrived(spent, &units, false)...)
 	check(new(big.Int).Mul(r.tick, new(big.Int).SetUint64(units)).Cmp(spent) == 0, "spent %s is not units %d x tick %s", spent, units, r.tick)
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// matchesArrived checks a receipt's totals against what arrived: the
+// ledger's totals from before this run plus the messages read. At the end
+// of a stream they must be equal. A receipt mid-stream is a snapshot the
+// server took while it went on streaming, so it may count fewer, and at
+// most one unit more: the one it has charged and not yet sent. units may
+// be nil where the receipt leaves it out.
+func (r *run) matchesArrived(spent *big.Int, units *uint64, midStream bool) []error {
+	n := len(r.res.Messages)
+	want := new(big.Int).Add(r.before.Spent, r.units(n))
+	wantUnits := r.before.Units + uint64(n)
+	low, high := want, want
+	lowUnits, highUnits := wantUnits, wantUnits
+	if midStream {
+		low, high = r.before.Spent, new(big.Int).Add(want, r.tick)
+		lowUnits, highUnits = r.before.Units, wantUnits+1
 	}
-	r.cfg.Ledger.settle(r.ch.ID, spent, units)
-	return nil
+	var errs []error
+	if spent.Cmp(low) < 0 || spent.Cmp(high) > 0 {
+		errs = append(errs, fmt.Errorf("spent %s, but %d messages arrived (%s spent before, tick %s): want %s to %s", spent, n, r.before.Spent, r.tick, low, high))
+	}
+	if units != nil && (*units < lowUnits || *units > highUnits) {
+		errs = append(errs, fmt.Errorf("units %d, but %d messages arrived (%d units before): want %d to %d", *units, n, r.before.Units, lowUnits, highUnits))
+	}
+	return errs
+}
+
+// count records in the ledger what arrived on the channel, whatever the
+// end of the run: the payer's own count, which every receipt must match.
+func (r *run) count() {
+	if r.ch.SignerKey == nil {
+		return
+	}
+	n := len(r.res.Messages)
+	r.cfg.Ledger.settle(r.ch.ID, new(big.Int).Add(r.before.Spent, r.units(n)), r.before.Units+uint64(n))
 }
 
 // Pick returns the fixture channel that can pay a session request: same
