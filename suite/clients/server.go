@@ -396,7 +396,7 @@ func lowS(sig []byte) []byte {
 	s.Negate()
 	b := s.Bytes()
 	copy(out[32:64], b[:])
-	out[64] ^= 1 // 27 ↔ 28
+	out[64] = 27 + 28 - out[64] // v: 27 ↔ 28
 	return out
 }
 
