@@ -38,7 +38,7 @@ func (r *runner) listen(ctx context.Context, chosen []*Case) ([]Result, error) {
 		if c.runs() > 1 {
 			runs = fmt.Sprintf("  (connect %d times, one run after the other)", c.runs())
 		}
-		fmt.Fprintf(r.cfg.Out, "%s ws://%s%s%s\n", c.ID, host, path, runs)
+		r.progress("%s ws://%s%s%s\n", c.ID, host, path, runs)
 		wg.Go(func() {
 			defer cancel()
 			defer r.route(path, nil)
@@ -46,7 +46,7 @@ func (r *runner) listen(ctx context.Context, chosen []*Case) ([]Result, error) {
 			cancel()
 			cr.wg.Wait()
 			results[i] = verdict(c, o, r.cfg.Strict, r.cfg.ExpectFail)
-			fmt.Fprintf(r.cfg.Out, "%-14s %-15s %s\n", c.ID, results[i].Verdict, c.Title)
+			r.progress("%-14s %-15s %s\n", c.ID, results[i].Verdict, c.Title)
 		})
 	}
 	wg.Wait()

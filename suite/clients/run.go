@@ -190,6 +190,14 @@ type runner struct {
 
 	mu    sync.Mutex
 	cases map[string]*caseRun // by URL path
+	outMu sync.Mutex          // cases end side by side: one progress line at a time
+}
+
+// progress prints one line to Out.
+func (r *runner) progress(format string, args ...any) {
+	r.outMu.Lock()
+	defer r.outMu.Unlock()
+	fmt.Fprintf(r.cfg.Out, format, args...)
 }
 
 func (r *runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -292,7 +300,7 @@ func (r *runner) execAll(ctx context.Context, chosen []*Case) ([]Result, error) 
 				o = outcome{notRun: err.Error()}
 			}
 			results[i] = verdict(c, o, r.cfg.Strict, r.cfg.ExpectFail)
-			fmt.Fprintf(r.cfg.Out, "%-14s %-15s %s\n", c.ID, results[i].Verdict, c.Title)
+			r.progress("%-14s %-15s %s\n", c.ID, results[i].Verdict, c.Title)
 		})
 	}
 	wg.Wait()
