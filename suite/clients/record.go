@@ -234,6 +234,36 @@ func (c *Cred) String() string {
 	}
 }
 
+// findings summarizes what verifying c found, for the transcript.
+func (c *Cred) findings() string {
+	var bad []string
+	for _, f := range []struct {
+		what string
+		err  error
+	}{{"echo", c.EchoErr}, {"payload", c.PayloadErr}, {"signature", c.SigErr}, {"descriptor", c.DescErr}, {"source", c.SourceErr}} {
+		if f.err != nil {
+			bad = append(bad, f.what+": "+f.err.Error())
+		}
+	}
+	if c.HighS {
+		bad = append(bad, "high-s signature")
+	}
+	if c.Expired {
+		bad = append(bad, "echoes an expired challenge")
+	}
+	s := c.String()
+	if c.Channel != nil {
+		s += " (channel " + c.Channel.Name + ")"
+	}
+	if c.ParseErr != nil {
+		return s
+	}
+	if len(bad) == 0 {
+		return s + ": echo, signature, descriptor and source all check"
+	}
+	return s + ": " + strings.Join(bad, "; ")
+}
+
 // clipFrame keeps transcripts readable: long frames show head and size.
 func clipFrame(s string) string {
 	const max = 600

@@ -256,7 +256,10 @@ func (cr *caseRun) verify(c *Conn, raw string) *Cred {
 	cr.mu.Lock()
 	cred.Seq = len(cr.rec.creds)
 	cr.mu.Unlock()
-	defer cr.rec.addCred(cred)
+	defer func() {
+		cr.rec.addCred(cred)
+		cr.rec.line(c.name, "•", "verified: "+cred.findings())
+	}()
 	cred.Parsed, cred.ParseErr = mpp.ParseAuthorization(raw)
 	if cred.ParseErr != nil {
 		return cred
