@@ -124,7 +124,7 @@ var clientMutants = map[string]map[refclient.Fault][]string{
 
 // TestClientsMutants runs the client suite against every mutant of the
 // reference client, restricted to the cases expected to catch it, and
-// requires each of those cases to fail.
+// requires each of those cases to fail (SHOULD cases counted: --strict).
 func TestClientsMutants(t *testing.T) {
 	if testing.Short() {
 		t.Skip("client mutant runs skipped in -short mode")
@@ -163,7 +163,7 @@ func TestClientsMutants(t *testing.T) {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				var out bytes.Buffer
-				s, err := clients.Run(context.Background(), clients.Config{Exec: clientCommand(bin, f), Dialect: d, Select: ids, Out: &out})
+				s, err := clients.Run(context.Background(), clients.Config{Exec: clientCommand(bin, f), Dialect: d, Select: ids, Strict: true, Out: &out})
 				if err != nil {
 					t.Errorf("mutant %s (dialect %s): %v\n%s", f, d, err, out.String())
 					return
