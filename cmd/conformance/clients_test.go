@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	refclient "github.com/mppws/conformance/reference/client"
-	"github.com/mppws/conformance/suite"
 	"github.com/mppws/conformance/suite/clients"
 )
 
@@ -70,7 +69,7 @@ func TestClientsReference(t *testing.T) {
 			t.Parallel()
 			s, out := runClients(t, clients.Config{Exec: cmd, Dialect: d, ReportDir: t.TempDir()})
 			for _, r := range s.Results {
-				if r.Verdict != suite.OK && r.Verdict != suite.NotApplicable {
+				if r.Verdict != clients.OK && r.Verdict != clients.NotApplicable {
 					t.Errorf("%s: %s\n%s%s", r.ID, r.Verdict, r.Failure, r.Reason)
 				}
 			}
@@ -170,7 +169,7 @@ func TestClientsMutants(t *testing.T) {
 				}
 				var missed []string
 				for _, r := range s.Results {
-					if r.Verdict != suite.Failed {
+					if r.Verdict != clients.Failed {
 						missed = append(missed, r.ID+"="+string(r.Verdict))
 					}
 				}

@@ -42,7 +42,6 @@ func each(j *judge, keep func(*Cred) bool, bad func(*Cred) string) []string {
 func anyCred(*Cred) bool      { return true }
 func signing(c *Cred) bool    { return c.Signs() }
 func vouchers(c *Cred) bool   { return c.IsVoucher() }
-func closes(c *Cred) bool     { return c.IsClose() }
 func parsedCred(c *Cred) bool { return c.ParseErr == nil }
 
 // The checks the cases share.
@@ -257,7 +256,7 @@ var checkNoCredential = Check{"no credential at all", func(j *judge) []string {
 	return each(j, anyCred, func(c *Cred) string { return c.String() })
 }}
 
-// checkCredential: the client paid at least once (an honest flow that
+// checkPaid: the client paid at least once (an honest flow that
 // never paid proves nothing).
 var checkPaid = Check{"at least one voucher", func(j *judge) []string {
 	for _, c := range j.rec.Creds() {

@@ -18,7 +18,6 @@ import (
 	refclient "github.com/mppws/conformance/reference/client"
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/tempo"
-	"github.com/mppws/conformance/suite"
 )
 
 // TestMain fails the package if a goroutine outlives its tests: every
@@ -153,7 +152,7 @@ func TestListen(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, r := range s.Results {
-				if r.Verdict != suite.OK {
+				if r.Verdict != OK {
 					t.Errorf("%s: %s %s%s", r.ID, r.Verdict, r.Reason, r.Failure)
 				}
 				if r.ID == "WS-CLIENT-022" && !strings.Contains(strings.Join(r.Observed, "\n"), "exit status not graded") {

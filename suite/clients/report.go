@@ -32,6 +32,18 @@ const (
 	INFO   = suite.INFO
 )
 
+// The verdicts, as the server suite names them.
+const (
+	OK            = suite.OK
+	Failed        = suite.Failed
+	NonStrict     = suite.NonStrict
+	Informational = suite.Informational
+	NotApplicable = suite.NotApplicable
+	ExpectedFail  = suite.ExpectedFail
+	NowPassing    = suite.NowPassing
+	NotRun        = suite.NotRun
+)
+
 // verdict derives a case's verdict from how it ended, its level and the
 // expect-fail list, exactly as the server suite does: no case decides its
 // own category.
@@ -40,28 +52,28 @@ func verdict(c *Case, o outcome, strict bool, expectFail map[string]string) Resu
 		Duration: o.duration, Seconds: o.duration.Seconds(), Observed: o.observed}
 	switch {
 	case o.notApplicable != "":
-		r.Verdict, r.Reason = suite.NotApplicable, o.notApplicable
+		r.Verdict, r.Reason = NotApplicable, o.notApplicable
 	case o.notRun != "":
-		r.Verdict, r.Reason = suite.NotRun, o.notRun
+		r.Verdict, r.Reason = NotRun, o.notRun
 	case o.failure == "":
-		r.Verdict = suite.OK
+		r.Verdict = OK
 		if c.Level == INFO {
-			r.Verdict = suite.Informational
+			r.Verdict = Informational
 		}
 	case c.Level == INFO:
-		r.Verdict = suite.Informational
+		r.Verdict = Informational
 		r.Observed = append(r.Observed, "could not observe: "+firstLine(o.failure))
 	case c.Level == SHOULD && !strict:
-		r.Verdict, r.Failure = suite.NonStrict, o.failure
+		r.Verdict, r.Failure = NonStrict, o.failure
 	default:
-		r.Verdict, r.Failure = suite.Failed, o.failure
+		r.Verdict, r.Failure = Failed, o.failure
 	}
 	if reason, listed := expectFail[c.ID]; listed {
 		switch r.Verdict {
-		case suite.Failed:
-			r.Verdict, r.Reason = suite.ExpectedFail, reason
-		case suite.OK:
-			r.Verdict, r.Reason = suite.NowPassing, "listed in the expect-fail file but passes: remove it from the list"
+		case Failed:
+			r.Verdict, r.Reason = ExpectedFail, reason
+		case OK:
+			r.Verdict, r.Reason = NowPassing, "listed in the expect-fail file but passes: remove it from the list"
 		}
 	}
 	return r
@@ -76,14 +88,14 @@ func summarize(target, dialect string, strict bool, results []Result, expectFail
 	for _, r := range results {
 		s.Counts[r.Verdict]++
 		switch r.Verdict {
-		case suite.Failed:
+		case Failed:
 			s.Problems = append(s.Problems, r.ID+" failed")
-		case suite.NowPassing:
+		case NowPassing:
 			s.Problems = append(s.Problems, r.ID+" now passes: remove it from the expect-fail file")
-		case suite.NotRun:
+		case NotRun:
 			s.Problems = append(s.Problems, r.ID+" did not run: "+r.Reason)
 		}
-		if r.Verdict != suite.NotApplicable && r.Verdict != suite.NotRun {
+		if r.Verdict != NotApplicable && r.Verdict != NotRun {
 			ran++
 		}
 	}
@@ -125,14 +137,14 @@ func printSummary(w io.Writer, s *Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range s.Results {
 		note := r.Reason
-		if note == "" && len(r.Observed) > 0 && (r.Verdict == suite.Informational || r.Verdict == suite.NonStrict) {
+		if note == "" && len(r.Observed) > 0 && (r.Verdict == Informational || r.Verdict == NonStrict) {
 			note = r.Observed[len(r.Observed)-1]
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, r.Verdict, r.Level, r.Title, clip(firstLine(note), 100))
 	}
 	tw.Flush()
 	var parts []string
-	for _, v := range []Verdict{suite.OK, suite.Failed, suite.NonStrict, suite.Informational, suite.NotApplicable, suite.ExpectedFail, suite.NowPassing, suite.NotRun} {
+	for _, v := range []Verdict{OK, Failed, NonStrict, Informational, NotApplicable, ExpectedFail, NowPassing, NotRun} {
 		if n := s.Counts[v]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, v))
 		}
@@ -176,10 +188,10 @@ func writeJUnit(s *Summary, path string) error {
 		tc := testcase{Name: fmt.Sprintf("[%s] %s", r.ID, r.Title), Classname: "clients." + string(r.Area), Time: r.Seconds,
 			SystemOut: strings.Join(r.Observed, "\n")}
 		switch r.Verdict {
-		case suite.Failed, suite.NowPassing:
+		case Failed, NowPassing:
 			tc.Failure = &message{Message: string(r.Verdict), Body: r.Failure + r.Reason}
 			ts.Failures++
-		case suite.NotApplicable, suite.NotRun, suite.ExpectedFail:
+		case NotApplicable, NotRun, ExpectedFail:
 			tc.Skipped = &message{Message: string(r.Verdict) + ": " + r.Reason}
 			ts.Skipped++
 		}

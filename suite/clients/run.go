@@ -78,7 +78,7 @@ const (
 	clientTimeout = 5 * time.Second
 	// grace is how long past its timeout a client may take to exit before
 	// the suite calls it hung and kills it.
-	grace = 5 * time.Second
+	grace = 10 * time.Second
 	// settle is how long the scripted server's connections may take to
 	// end once the client process has.
 	settle = 2 * time.Second
