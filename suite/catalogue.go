@@ -6,96 +6,16 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/mppws/conformance/suite/harness"
 )
 
-// Level is a case's requirement level.
-type Level string
-
-const (
-	// MUST failures fail the run.
-	MUST Level = "MUST"
-	// SHOULD failures fail the run only with --strict; otherwise the case is
-	// reported NON-STRICT.
-	SHOULD Level = "SHOULD"
-	// INFO cases never fail: they record what the target does where the
-	// sources allow several behaviours.
-	INFO Level = "INFO"
-)
-
-// Area groups cases; areas are selectable on the command line.
-type Area string
-
-const (
-	AreaWire    Area = "wire"
-	AreaReplay  Area = "replay"
-	AreaVoucher Area = "voucher"
-	AreaRobust  Area = "robust"
-)
-
-// Areas lists the areas in report order.
-var Areas = []Area{AreaWire, AreaReplay, AreaVoucher, AreaRobust}
-
-// Needs is what a case requires of the target; without it the case is NOT
-// APPLICABLE, never failed.
-type Needs int
-
-const (
-	NeedsAny      Needs = iota // any target
-	NeedsCharge                // a target selling the charge intent
-	NeedsSession               // a target selling a tempo session
-	NeedsShortTTL              // a target whose challenges expire within the suite's patience
-	NeedsSecret                // the target's HMAC secret (--secret)
-)
-
-// Schedule says when a case may run beside others.
-type Schedule int
-
-const (
-	// Concurrent cases run side by side, each on its own connections and
-	// its own leased channels.
-	Concurrent Schedule = iota
-	// Alone cases run with nothing else in flight: they load the target,
-	// or measure how it treats one slow or silent peer.
-	Alone
-	// AfterHostile cases run after every Concurrent and Alone case: they
-	// check that the target survived them.
-	AfterHostile
-	// Closing cases run last: they close a channel for good.
-	Closing
-)
-
-// AllChannels in Meta.Channels leases every open fixture channel.
-const AllChannels = -1
-
-// Meta is a case's identity. IDs are stable: never renumbered, never reused.
-type Meta struct {
-	ID          string
-	Title       string
-	Level       Level
-	Area        Area
-	Dialects    []string // "A", "B"
-	Source      string   // spec section or SDK behaviour
-	Requirement string   // the sentence a failure quotes
-	Needs       Needs
-	Schedule    Schedule
-	// Channels is how many fixture channels a session case holds at once
-	// (default one; AllChannels for every one).
-	Channels int
-}
-
-// Labels are the Ginkgo labels of a case: its ID, level, area and dialects,
-// lower-case words without the characters label filters reserve.
-func (m Meta) Labels() []string {
-	l := []string{m.ID, strings.ToLower(string(m.Level)), "area-" + string(m.Area)}
-	for _, d := range m.Dialects {
-		l = append(l, "dialect-"+strings.ToLower(d))
-	}
-	return l
-}
-
-// Catalogue returns every case, ordered by area, then ID.
+// Catalogue returns every case's entry, ordered by area, then ID.
 func Catalogue() []Meta {
-	out := append([]Meta(nil), catalogue...)
+	var out []Meta
+	for _, c := range allCases() {
+		out = append(out, c.Meta)
+	}
 	sort.SliceStable(out, func(i, j int) bool { return caseLess(out[i], out[j]) })
 	return out
 }
@@ -109,17 +29,17 @@ func caseLess(a, b Meta) bool {
 }
 
 func areaRank(a Area) int {
-	for i, x := range Areas {
+	for i, x := range harness.Areas {
 		if x == a {
 			return i
 		}
 	}
-	return len(Areas)
+	return len(harness.Areas)
 }
 
 // Lookup finds a case by ID.
 func Lookup(id string) (Meta, bool) {
-	for _, m := range catalogue {
+	for _, m := range Catalogue() {
 		if m.ID == id {
 			return m, true
 		}
@@ -131,7 +51,11 @@ func Lookup(id string) (Meta, bool) {
 // case runs.
 func validateCatalogue() error {
 	seen := map[string]bool{}
-	for _, m := range catalogue {
+	for _, c := range allCases() {
+		m := c.Meta
+		if c.Run == nil {
+			return fmt.Errorf("catalogue: case %s has no body", m.ID)
+		}
 		switch {
 		case seen[m.ID]:
 			return fmt.Errorf("catalogue: duplicate case ID %s", m.ID)
@@ -145,23 +69,6 @@ func validateCatalogue() error {
 		seen[m.ID] = true
 	}
 	return nil
-}
-
-// A, B and AB are the dialect lists of cases.
-var (
-	A  = []string{"A"}
-	B  = []string{"B"}
-	AB = []string{"A", "B"}
-)
-
-// appliesTo reports whether the case runs against a dialect.
-func (m Meta) appliesTo(dialect string) bool {
-	for _, d := range m.Dialects {
-		if d == dialect {
-			return true
-		}
-	}
-	return false
 }
 
 // ReadExpectFail reads an expect-fail file: one case ID per line, text
@@ -189,4 +96,14 @@ func ReadExpectFail(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("expect-fail: %w", err)
 	}
 	return out, nil
+}
+
+// MarkdownTable renders the catalogue as README's case table.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| ID | Level | Dialects | Area | Title |\n|---|---|---|---|---|\n")
+	for _, m := range Catalogue() {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.ID, m.Level, strings.Join(m.Dialects, ","), m.Area, m.Title)
+	}
+	return b.String()
 }

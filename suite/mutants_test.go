@@ -51,7 +51,9 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultLongCloseReason:      {"WS-REPLAY-019"},
 		server.FaultMessageBeforeReceipt: {"WS-WIRE-019"},
 		server.FaultCloseReadySpent:      {"WS-VOUCHER-021"},
-		server.FaultRacyCharge:           {"WS-VOUCHER-014"},
+		// racy-charge: WS-VOUCHER-014 misses it now and then in dialect B
+		// (two streams rarely race there); `conformance load` catches it
+		// every time (suite/load, cmd/conformance tests).
 	},
 }
 

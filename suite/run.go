@@ -2,7 +2,6 @@ package suite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,13 +10,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
+
+	"github.com/mppws/conformance/suite/harness"
+	"github.com/mppws/conformance/suite/report"
 )
-
-// ErrUsage marks a configuration or selection error (exit 2).
-var ErrUsage = errors.New("invalid configuration")
-
-// ErrSetup marks a target that cannot be reached or understood (exit 3).
-var ErrSetup = errors.New("setup failed")
 
 // TestingT is what RunSpecs needs: go test passes its *testing.T, the CLI
 // passes a recorder.
@@ -32,73 +28,51 @@ func (f *failRecorder) Fail() { f.failed = true }
 // builds Ginkgo's spec tree and calls RunSpecs, which Ginkgo allows once per
 // process.
 func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if err := validateCatalogue(); err != nil {
-		return nil, err
-	}
-	defs, err := cases()
+	r, chosen, selected, err := prepare(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	selected, err := selection(cfg.Select)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	r := &run{cfg: cfg, t: baseTimeouts.scale(cfg.TimeoutScale), wallet: newWallet()}
-	for _, u := range cfg.Targets {
-		tg, err := discover(ctx, u, cfg.Dialect, cfg.Channels, r.t.Connect)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSetup, err)
-		}
-		if r.dialect != "" && r.dialect != tg.Dialect.Name() {
-			return nil, fmt.Errorf("%w: %s speaks dialect %s, the other targets %s: run them separately", ErrUsage, u, tg.Dialect.Name(), r.dialect)
-		}
-		r.targets = append(r.targets, tg)
-		r.dialect = tg.Dialect.Name()
-	}
-	if cfg.ReportDir != "" {
-		if err := os.MkdirAll(cfg.ReportDir, 0o755); err != nil {
-			return nil, fmt.Errorf("%w: report dir: %v", ErrUsage, err)
-		}
-	}
+	defer r.Close()
+	cfg = r.Config()
 
 	suiteCfg, repCfg := GinkgoConfiguration()
 	suiteCfg.FailOnEmpty = true
 	repCfg.NoColor = repCfg.NoColor || cfg.NoColor
 	if cfg.ReportDir != "" {
-		repCfg.JUnitReport = filepath.Join(cfg.ReportDir, "junit.xml")
+		// junit.xml is the report package's lean one; Ginkgo's JSON keeps
+		// transcripts of failed cases only.
 		repCfg.JSONReport = filepath.Join(cfg.ReportDir, "ginkgo.json")
 	}
-	var chosen []caseDef
-	for _, d := range defs {
-		if selected[d.ID] {
-			chosen = append(chosen, d)
-		}
+	sched := harness.NewScheduler(r, chosen, suiteCfg.RandomizeAllSpecs, suiteCfg.RandomSeed)
+	var progress *report.Progress
+	if cfg.Progress != nil {
+		f, isFile := cfg.Progress.(*os.File)
+		p := report.NewProgress(cfg.Progress, len(chosen), isFile && report.IsTerminal(f))
+		progress = p
+		sched.Started = func(m Meta) { p.Start(m.ID) }
+		sched.Finished = func(m Meta, res harness.Result) { p.End(m.ID, verdictOf(m, res, cfg.ExpectFail).Verdict) }
 	}
-	sched := newScheduler(r, chosen, cfg.Parallel, suiteCfg.RandomizeAllSpecs, suiteCfg.RandomSeed)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	sched.start(runCtx)
+	sched.Start(runCtx)
 
 	var mu sync.Mutex
 	var results []Result
-	for _, area := range Areas {
+	for _, area := range harness.Areas {
 		Describe(areaTitles[area], func() {
 			for _, d := range chosen {
 				if d.Area != area {
 					continue
 				}
 				It(fmt.Sprintf("[%s] %s", d.ID, d.Title), Label(d.Labels()...), func(ctx SpecContext) {
-					res, err := sched.wait(ctx, d.ID)
+					res, err := sched.Wait(ctx, d.ID)
 					if err != nil {
 						Fail(fmt.Sprintf("[%s] interrupted: %v", d.ID, err))
 					}
 					mu.Lock()
 					results = append(results, verdictOf(d.Meta, res, cfg.ExpectFail))
 					mu.Unlock()
-					report(d.Meta, res)
+					mirror(res)
 				})
 			}
 		})
@@ -108,42 +82,79 @@ func Run(ctx context.Context, cfg Config, t TestingT) (*Summary, error) {
 	}
 	gomega.RegisterFailHandler(Fail)
 	RunSpecs(t, "MPP WebSocket conformance", suiteCfg, repCfg)
-	if err := r.aborted(); err != nil {
+	if progress != nil {
+		progress.Finish()
+	}
+	if err := r.Aborted(); err != nil {
 		return nil, err
 	}
 
 	s := summarize(cfg, r, selected, results)
 	if cfg.ReportDir != "" {
-		if err := s.write(cfg.ReportDir); err != nil {
+		if err := s.WriteFiles(cfg.ReportDir); err != nil {
 			return s, fmt.Errorf("writing reports: %w", err)
 		}
 	}
-	s.print(cfg.Out)
+	if err := s.WriteText(cfg.Out); err != nil {
+		return s, fmt.Errorf("writing the summary: %w", err)
+	}
 	return s, nil
+}
+
+// prepare checks the catalogue and cfg, selects the cases and discovers
+// the targets.
+func prepare(ctx context.Context, cfg Config) (*harness.Run, []harness.Case, map[string]bool, error) {
+	if err := validateCatalogue(); err != nil {
+		return nil, nil, nil, err
+	}
+	selected, err := selection(cfg.Select)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	r, err := harness.NewRun(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if dir := r.Config().ReportDir; dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			r.Close()
+			return nil, nil, nil, fmt.Errorf("%w: report dir: %v", ErrUsage, err)
+		}
+	}
+	var chosen []harness.Case
+	for _, d := range allCases() {
+		if selected[d.ID] {
+			chosen = append(chosen, d)
+		}
+	}
+	return r, chosen, selected, nil
 }
 
 // areaTitles name the Ginkgo container of each area.
 var areaTitles = map[Area]string{
-	AreaWire:    "Wire compatibility",
-	AreaReplay:  "Challenge-ID replay rejection",
-	AreaVoucher: "Voucher exhaustion",
-	AreaRobust:  "Robustness",
+	harness.AreaWire:    "Wire compatibility",
+	harness.AreaReplay:  "Challenge-ID replay rejection",
+	harness.AreaVoucher: "Voucher exhaustion",
+	harness.AreaRobust:  "Robustness",
 }
 
-// report replays a case's result on its Ginkgo spec: observations and the
-// transcript as report entries, then a skip or a failure.
-func report(m Meta, res result) {
-	for _, o := range res.observed {
+// entryObserved names the Ginkgo report entries of observations. A
+// failure's message carries its transcript; passing cases carry none.
+const entryObserved = "observed"
+
+// mirror replays a case's result on its Ginkgo spec: its observations as
+// report entries, then a skip or a failure.
+func mirror(res harness.Result) {
+	for _, o := range res.Observed {
 		AddReportEntry(entryObserved, o, ReportEntryVisibilityFailureOrVerbose)
 	}
-	AddReportEntry(entryTranscript, res.transcript, ReportEntryVisibilityFailureOrVerbose)
-	switch res.kind {
-	case resultNotApplicable:
-		Skip("NOT APPLICABLE: " + res.reason)
-	case resultNotRun:
-		Skip("NOT RUN: " + res.reason)
-	case resultFailed:
-		Fail(res.failure)
+	switch res.Kind {
+	case harness.NotApplicable:
+		Skip("NOT APPLICABLE: " + res.Reason)
+	case harness.NotRun:
+		Skip("NOT RUN: " + res.Reason)
+	case harness.Failed:
+		Fail(res.Failure)
 	}
 }
 
@@ -151,7 +162,7 @@ func report(m Meta, res result) {
 func selection(args []string) (map[string]bool, error) {
 	sel := map[string]bool{}
 	if len(args) == 0 {
-		for _, m := range catalogue {
+		for _, m := range Catalogue() {
 			sel[m.ID] = true
 		}
 		return sel, nil
@@ -162,7 +173,7 @@ func selection(args []string) (map[string]bool, error) {
 			continue
 		}
 		area, found := Area(strings.ToLower(a)), false
-		for _, m := range catalogue {
+		for _, m := range Catalogue() {
 			if m.Area == area {
 				sel[m.ID], found = true, true
 			}

@@ -47,7 +47,7 @@ func loadHere(t *testing.T, args ...string) (code int, result map[string]any, st
 
 func TestLoadAgainstServe(t *testing.T) {
 	url := serveHere(t, "--tick", "1")
-	code, res, stderr := loadHere(t, "--sessions", "20", "--duration", "1s", "--rate", "0", url)
+	code, res, stderr := loadHere(t, "--sessions", "20", "--messages", "100", "--rate", "0", url)
 	if code != exitOK || res["passed"] != true || res["messages"].(float64) == 0 {
 		t.Fatalf("exit %d, result %v\n%s", code, res, stderr)
 	}
@@ -55,7 +55,7 @@ func TestLoadAgainstServe(t *testing.T) {
 
 func TestLoadCatchesRacyCharge(t *testing.T) {
 	url := serveHere(t, "--tick", "1", "--fault", "racy-charge")
-	code, res, stderr := loadHere(t, "--sessions", "30", "--duration", "2s", "--voucher-units", "5", url)
+	code, res, stderr := loadHere(t, "--sessions", "30", "--messages", "20", "--voucher-units", "5", url)
 	if code != exitFailed || res["passed"] != false || !strings.Contains(stderr, "invariant violated") || !strings.Contains(stderr, "transcript:") {
 		t.Fatalf("exit %d, passed %v; want exit 1 with the offending transcript\n%s", code, res["passed"], stderr)
 	}
@@ -67,16 +67,16 @@ func TestLoadOverTLS(t *testing.T) {
 	if !strings.HasPrefix(url, "wss://") {
 		t.Fatalf("serve with --tls-cert printed %q, want a wss:// URL", url)
 	}
-	if code, res, stderr := loadHere(t, "--sessions", "6", "--duration", "500ms", "--ca-file", ca, url); code != exitOK || res["passed"] != true {
+	if code, res, stderr := loadHere(t, "--sessions", "6", "--messages", "100", "--ca-file", ca, url); code != exitOK || res["passed"] != true {
 		t.Fatalf("load --ca-file: exit %d\n%s", code, stderr)
 	}
-	if code, _, stderr := loadHere(t, "--sessions", "6", "--duration", "500ms", url); code != exitSetup ||
+	if code, _, stderr := loadHere(t, "--sessions", "6", "--messages", "100", url); code != exitSetup ||
 		!strings.Contains(stderr, "certificate") || !strings.Contains(stderr, "--ca-file") {
 		t.Fatalf("load without the CA: exit %d, stderr %q; want exit 3 naming the certificate and --ca-file", code, stderr)
 	}
 	// Load signs from zero: a fresh server.
 	url = serveHere(t, "--tick", "1", "--dialect", "b", "--tls-cert", cert, "--tls-key", key)
-	if code, res, stderr := loadHere(t, "--sessions", "6", "--duration", "500ms", "--insecure", url); code != exitOK || res["dialect"] != "B" {
+	if code, res, stderr := loadHere(t, "--sessions", "6", "--messages", "100", "--insecure", url); code != exitOK || res["dialect"] != "B" {
 		t.Fatalf("load --insecure: exit %d, dialect %v\n%s", code, res["dialect"], stderr)
 	}
 }
@@ -105,5 +105,22 @@ func TestLoadAndTLSUsage(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"load", "ws://127.0.0.1:1/"}, &out, &errb); code != exitSetup {
 		t.Errorf("load of a closed port: exit %d, want 3: %s", code, errb.String())
+	}
+}
+
+// TestSuiteOverTLS runs the suite against the reference behind TLS with a
+// certificate of a test CA: trusted with --ca-file or --insecure, refused
+// (exit 3, naming the certificate) without.
+func TestSuiteOverTLS(t *testing.T) {
+	ca, cert, key := testcert.New(t).Files(t)
+	url := serveHere(t, "--tls-cert", cert, "--tls-key", key)
+	if code, stdout, stderr := cli(t, "--ca-file", ca, "--header", "X-Gateway: conformance", url, "wire"); code != exitOK {
+		t.Fatalf("suite --ca-file: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := cli(t, "--insecure", url, "WS-WIRE-001", "WS-WIRE-002"); code != exitOK {
+		t.Fatalf("suite --insecure: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := cli(t, url, "wire"); code != exitSetup || !strings.Contains(stderr, "certificate") || !strings.Contains(stderr, "--ca-file") {
+		t.Fatalf("suite without the CA: exit %d, stderr %q; want exit 3 naming the certificate and --ca-file", code, stderr)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mppws/conformance/suite"
+	"github.com/mppws/conformance/suite/harness"
 )
 
 // The suite runs once per process (Ginkgo's rule), so CLI tests that run it
@@ -106,7 +107,7 @@ func TestEmbeddedRunWritesReports(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, "conformance.json"))
 	want := 1 // WS-REPLAY-001
 	for _, m := range suite.Catalogue() {
-		if m.Area == suite.AreaWire {
+		if m.Area == harness.AreaWire {
 			want++
 		}
 	}

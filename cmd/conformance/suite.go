@@ -14,6 +14,7 @@ import (
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/server"
 	"github.com/mppws/conformance/suite"
+	"github.com/mppws/conformance/suite/connect"
 )
 
 const suiteUsage = `conformance [flags] [target-url ...] [ID or area ...]
@@ -53,10 +54,12 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		})
 	}
 	list := fs.Bool("list", false, "print the case catalogue (ID, level, dialects, area, title) and exit")
-	reportDir := fs.String("report-dir", "", "write junit.xml, ginkgo.json, conformance.json and summary.txt here, even when the run fails")
+	reportDir := fs.String("report-dir", "", "write report.html, conformance.json, junit.xml, summary.txt and ginkgo.json here, even when the run fails")
 	expectFail := fs.String("expect-fail", "", "file of case IDs expected to fail (one per line, # comments); a listed case that passes fails the run")
 	strict := fs.Bool("strict", false, "count SHOULD cases: their failures fail the run")
 	scale := fs.Float64("timeout-scale", 1, "multiply every timeout, for slow targets")
+	var co connect.Options
+	co.Register(fs)
 	parallel := fs.Int("parallel", 4, "cases that may run at once, each on its own connections and fixture channels (1: one at a time)")
 	secret := fs.String("secret", "", "the target's challenge HMAC secret, to check challenge ids (WS-WIRE-005)")
 	channels := fs.String("channels", "", "fixture channels JSON file the suite pays from (default: the embedded fixtures/channels.json)")
@@ -85,7 +88,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := suite.Config{
 		Targets: targets, Dialect: *dialect, Secret: *secret, TimeoutScale: *scale,
-		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout, Parallel: *parallel,
+		Strict: *strict, Select: sel, ReportDir: *reportDir, Out: stdout, Parallel: *parallel, Progress: stderr, Connect: co,
 		TargetLabel: strings.Join(targets, " "), NoColor: !isTerminal(os.Stdout),
 	}
 	if *channels != "" {

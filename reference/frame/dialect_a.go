@@ -29,12 +29,12 @@ func (dialectA) Schema() []Spec { return schemaA }
 func (dialectA) Encode(f Frame) ([]byte, error) {
 	switch f.Kind {
 	case KindCredential:
-		return json.Marshal(struct {
+		return marshal(struct {
 			Type       string `json:"type"`
 			Credential string `json:"credential"`
 		}{"credential", f.Credential})
 	case KindChallenge:
-		return json.Marshal(struct {
+		return marshal(struct {
 			Type      string          `json:"type"`
 			Challenge json.RawMessage `json:"challenge"`
 			Error     string          `json:"error,omitempty"`
@@ -53,17 +53,17 @@ func (dialectA) Encode(f Frame) ([]byte, error) {
 		b = append(append(append(b, messagePrefix...), data...), '}')
 		return b, nil
 	case KindNeedVoucher:
-		return json.Marshal(struct {
+		return marshal(struct {
 			Type string `json:"type"`
 			NeedVoucher
 		}{"needVoucher", f.NeedVoucher})
 	case KindReceipt:
-		return json.Marshal(struct {
+		return marshal(struct {
 			Type    string          `json:"type"`
 			Receipt json.RawMessage `json:"receipt"`
 		}{"receipt", f.Receipt})
 	case KindError:
-		return json.Marshal(struct {
+		return marshal(struct {
 			Type  string `json:"type"`
 			Error string `json:"error"`
 		}{"error", f.Error})
@@ -99,6 +99,6 @@ const messagePrefix = `{"type":"message","data":`
 
 // StringData encodes s as the data of a message frame.
 func StringData(s string) json.RawMessage {
-	b, _ := json.Marshal(s)
+	b, _ := marshal(s)
 	return b
 }

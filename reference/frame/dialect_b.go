@@ -37,7 +37,7 @@ func (dialectB) Schema() []Spec { return schemaB }
 func (dialectB) Encode(f Frame) ([]byte, error) {
 	switch f.Kind {
 	case KindCredential:
-		return json.Marshal(struct {
+		return marshal(struct {
 			MPP           string `json:"mpp"`
 			Authorization string `json:"authorization"`
 		}{"authorization", f.Credential})
@@ -48,12 +48,12 @@ func (dialectB) Encode(f Frame) ([]byte, error) {
 		if data == nil {
 			data = json.RawMessage(`""`)
 		}
-		return json.Marshal(struct {
+		return marshal(struct {
 			MPP  string          `json:"mpp"`
 			Data json.RawMessage `json:"data"`
 		}{"message", data})
 	case KindNeedVoucher:
-		return json.Marshal(struct {
+		return marshal(struct {
 			MPP  string      `json:"mpp"`
 			Data NeedVoucher `json:"data"`
 		}{"payment-need-voucher", f.NeedVoucher})
@@ -62,12 +62,12 @@ func (dialectB) Encode(f Frame) ([]byte, error) {
 		if f.Kind == KindCloseReady {
 			tag = "payment-close-ready"
 		}
-		return json.Marshal(struct {
+		return marshal(struct {
 			MPP  string          `json:"mpp"`
 			Data json.RawMessage `json:"data"`
 		}{tag, f.Receipt})
 	case KindError:
-		return json.Marshal(struct {
+		return marshal(struct {
 			MPP     string `json:"mpp"`
 			Status  int    `json:"status"`
 			Message string `json:"message"`

@@ -12,6 +12,7 @@
 package frame
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -124,6 +125,19 @@ type Spec struct {
 	Dir      Direction
 	Required []Field
 	Optional []Field
+}
+
+// marshal is json.Marshal without HTML escaping: serde and JSON.stringify
+// leave '<', '>' and '&' as they are, in raw receipts and challenges too,
+// and so does a frame of this codec.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // typeOf returns the JSON type of a raw value.

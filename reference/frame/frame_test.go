@@ -21,6 +21,9 @@ func TestDialectARoundTrip(t *testing.T) {
 			`{"type":"needVoucher","channelId":"0x01","requiredCumulative":"20","acceptedCumulative":"10","deposit":"100"}`},
 		{Frame{Kind: KindReceipt, Receipt: json.RawMessage(`{"status":"success"}`)}, FromServer, `{"type":"receipt","receipt":{"status":"success"}}`},
 		{Frame{Kind: KindError, Error: "no"}, FromServer, `{"type":"error","error":"no"}`},
+		// No HTML escaping, as serde and JSON.stringify.
+		{Frame{Kind: KindReceipt, Receipt: json.RawMessage(`{"reference":"a&b<c>"}`)}, FromServer, `{"type":"receipt","receipt":{"reference":"a&b<c>"}}`},
+		{Frame{Kind: KindError, Error: "<&>"}, FromServer, `{"type":"error","error":"<&>"}`},
 	}
 	for _, tc := range frames {
 		b, err := A.Encode(tc.f)
@@ -118,6 +121,7 @@ func TestDialectBRoundTrip(t *testing.T) {
 		{Frame{Kind: KindReceipt, Receipt: json.RawMessage(`{"spent":"1"}`)}, FromServer, `{"mpp":"payment-receipt","data":{"spent":"1"}}`},
 		{Frame{Kind: KindCloseReady, Receipt: json.RawMessage(`{"spent":"2"}`)}, FromServer, `{"mpp":"payment-close-ready","data":{"spent":"2"}}`},
 		{Frame{Kind: KindError, Status: 402, Error: "no"}, FromServer, `{"mpp":"payment-error","status":402,"message":"no"}`},
+		{Frame{Kind: KindReceipt, Receipt: json.RawMessage(`{"spent":"1","x":"<&>"}`)}, FromServer, `{"mpp":"payment-receipt","data":{"spent":"1","x":"<&>"}}`},
 	}
 	for _, tc := range frames {
 		b, err := B.Encode(tc.f)

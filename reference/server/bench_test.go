@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -16,8 +17,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +62,7 @@ func benchServer(b *testing.B, cfg server.Config) (srv *server.Server, hs *httpt
 }
 
 // benchChannel returns the fixture channel called name.
-func benchChannel(b *testing.B, name string) fixtures.Channel {
+func benchChannel(b testing.TB, name string) fixtures.Channel {
 	b.Helper()
 	for _, ch := range fixtures.Default() {
 		if ch.Name == name {
@@ -72,7 +75,7 @@ func benchChannel(b *testing.B, name string) fixtures.Channel {
 
 // benchCredential signs a voucher for amount on ch and returns the
 // Authorization value that echoes challenge.
-func benchCredential(b *testing.B, ch fixtures.Channel, challenge mpp.Challenge, amount *big.Int) string {
+func benchCredential(b testing.TB, ch fixtures.Channel, challenge mpp.Challenge, amount *big.Int) string {
 	b.Helper()
 	sig, err := tempo.SignVoucher(ch.SignerKey, ch.Domain(), ch.ID, amount)
 	if err != nil {
@@ -442,15 +445,12 @@ func (s *resumeConn) sample(b *testing.B) (total, own time.Duration, ok bool) {
 // ---------------------------------------------------------------------------
 // BenchmarkIdleSessionMemory
 
-// idleSessions is how many connections the memory benchmark holds open.
-const idleSessions = 1000
-
 // BenchmarkIdleSessionMemory measures the memory the server holds for each
 // connected idle session, i.e. what a server pays per parked customer: with
-// idleSessions connections open it reports the growth of HeapInuse +
-// StackInuse (after runtime.GC) divided by the number of connections, as
-// bytes/session and KiB/session, plus the heap and stack shares and the
-// server goroutines per session.
+// 1,000 and with 10,000 connections open it reports the growth of
+// HeapInuse + StackInuse (after runtime.GC) divided by the number of
+// connections, as bytes/session and KiB/session, plus the heap and stack
+// shares and the server goroutines per session.
 //
 //   - paid: each connection paid one unit with a voucher on one of the three
 //     v2 fixture channels (round robin, each voucher one tick above the
@@ -460,38 +460,48 @@ const idleSessions = 1000
 //   - unpaid: each connection has only received its challenge; the server
 //     waits for a credential.
 //
-// The clients are bare TCP sockets that do the WebSocket handshake by hand,
-// write one masked text frame (the credential, paid only) and read only
-// until the server has answered it; the server's later frames sit in kernel
-// buffers, which are emptied once, into a shared buffer, before measuring
-// (drained-B/session reports how much that was; see drain). There is no
-// client goroutine, so the figure contains only one *net.TCPConn (a netFD
-// of about 100 bytes) of client memory per connection. Handshake, voucher
-// and write timeouts are 5 minutes, so nothing closes while measuring; the
-// server counts as steady once runtime.NumGoroutine has not changed for
-// 200 ms.
+// The server is served as `serve` serves it (NewHTTP, caps raised to fit).
+// The clients live in a child process (this test binary again, running
+// TestIdleClients): 10,000 sessions take 20,000 sockets, more than one
+// process may open here, and the figure then holds server memory only.
+// They are bare TCP sockets that do the WebSocket handshake by hand, write
+// one masked text frame (the credential, paid only) and read only until
+// the server has answered it; the server's later frames sit in kernel
+// buffers, which the child empties once before it reports ready
+// (drained-B/session says how much that was; see drain). Handshake,
+// voucher and write timeouts are 5 minutes, so nothing closes while
+// measuring; the server counts as steady once runtime.NumGoroutine has not
+// changed for 200 ms. Opening paid/10000 takes minutes: every voucher
+// accepted on a channel wakes every session paused on it (channel.Store),
+// so the wake-ups grow with the square of the sessions per channel.
+//
+// Run one with: go test -run '^$' -bench 'IdleSessionMemory/^paid/10000$' -benchtime 1x -timeout 30m ./reference/server
 func BenchmarkIdleSessionMemory(b *testing.B) {
-	b.Run("paid", func(b *testing.B) { benchIdle(b, true) })
-	b.Run("unpaid", func(b *testing.B) { benchIdle(b, false) })
+	for _, paid := range []bool{true, false} {
+		for _, n := range []int{1000, 10000} {
+			name := fmt.Sprintf("unpaid/%d", n)
+			if paid {
+				name = fmt.Sprintf("paid/%d", n)
+			}
+			b.Run(name, func(b *testing.B) { benchIdle(b, paid, n) })
+		}
+	}
 }
 
-func benchIdle(b *testing.B, paid bool) {
-	chans := []fixtures.Channel{
-		benchChannel(b, "v2-payer-signs"), benchChannel(b, "v2-delegated"), benchChannel(b, "v2-small"),
-	}
+func benchIdle(b *testing.B, paid bool, sessions int) {
 	// Warm up once: first-use allocations (secp256k1 tables, JSON codec
 	// caches, pools) must not be charged to the measured sessions.
-	idleRound(b, chans, paid, 3)
+	idleRound(b, paid, 3)
 	var heap, stack, goroutines, drained float64
 	b.ResetTimer()
 	for range b.N {
-		m := idleRound(b, chans, paid, idleSessions)
+		m := idleRound(b, paid, sessions)
 		heap += m.heap
 		stack += m.stack
 		goroutines += m.goroutines
 		drained += m.drained
 	}
-	n := float64(b.N * idleSessions)
+	n := float64(b.N * sessions)
 	b.ReportMetric((heap+stack)/n, "bytes/session")
 	b.ReportMetric((heap+stack)/n/1024, "KiB/session")
 	b.ReportMetric(heap/n, "heap-B/session")
@@ -505,93 +515,55 @@ type idleGrowth struct{ heap, stack, goroutines, drained float64 }
 
 // idleRound opens n idle sessions on a fresh server, measures the growth and
 // closes everything again, checking that the server's goroutines are gone.
-func idleRound(b *testing.B, chans []fixtures.Channel, paid bool, n int) idleGrowth {
+func idleRound(b *testing.B, paid bool, n int) idleGrowth {
 	b.Helper()
 	b.StopTimer()
-	srv, hs, _, stop := benchServer(b, server.Config{
-		Intent: server.IntentSession, Messages: 1 << 20, Tick: big.NewInt(1000),
-		Limits: server.Limits{HandshakeTimeout: 5 * time.Minute, VoucherTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute},
-	})
-	conns := make([]net.Conn, 0, n)
-	closeAll := func() {
-		for _, c := range conns {
-			c.Close()
-		}
-		conns = conns[:0]
-		stop()
+	cfg := server.Config{
+		Secret: secret, Intent: server.IntentSession, Messages: 1 << 20, Tick: big.NewInt(1000),
+		Limits: server.Limits{HandshakeTimeout: 5 * time.Minute, VoucherTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute,
+			MaxConnections: n + 16, MaxConnectionsPerAddr: n + 16},
 	}
-	defer closeAll()
-	// Everything the clients reuse is allocated before the baseline.
-	rd := bufio.NewReaderSize(nil, 16<<10)
-	scratch := make([]byte, 0, 16<<10)
-	addr := hs.Listener.Addr().String()
+	for _, ch := range fixtures.Default() {
+		cfg.Channels = append(cfg.Channels, ch.Channel)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs, capped, err := server.NewHTTP(srv, ln, srv.Config().Limits)
+	if err != nil {
+		b.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		hs.Serve(capped)
+	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			hs.Close()
+			srv.Close()
+			<-served
+		}
+	}
+	defer stop()
 	baseG := runtime.NumGoroutine()
 	heap0, stack0 := memInUse()
 
 	b.StartTimer()
-	for i := range n {
-		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-		if err != nil {
-			b.Fatalf("connection %d: dial: %v", i, err)
-		}
-		conns = append(conns, c)
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		rd.Reset(c)
-		if err := handshake(c, rd, addr); err != nil {
-			b.Fatalf("connection %d: %v", i, err)
-		}
-		f, err := readServerFrame(rd, &scratch)
-		if err != nil || f.Kind != frame.KindChallenge {
-			b.Fatalf("connection %d: first frame %s (err %v), want challenge", i, f.Kind, err)
-		}
-		if paid {
-			var chg mpp.Challenge
-			if err := json.Unmarshal(f.Challenge, &chg); err != nil {
-				b.Fatalf("connection %d: challenge object: %v", i, err)
-			}
-			ch := chans[i%len(chans)]
-			amount := big.NewInt(int64(i/len(chans)+1) * 1000) // one tick above the previous voucher on ch
-			p, err := frame.A.Encode(frame.Frame{Kind: frame.KindCredential, Credential: benchCredential(b, ch, chg, amount)})
-			if err != nil {
-				b.Fatalf("connection %d: encode credential: %v", i, err)
-			}
-			if err := writeMaskedText(c, p, &scratch); err != nil {
-				b.Fatalf("connection %d: write credential: %v", i, err)
-			}
-			// Wait until the server has accepted the voucher and paused the
-			// stream: the next voucher on ch must arrive after this one.
-			for {
-				f, err := readServerFrame(rd, &scratch)
-				if err != nil {
-					b.Fatalf("connection %d: waiting for needVoucher after a voucher for %s on %s: %v", i, amount, ch.Name, err)
-				}
-				if f.Kind == frame.KindError {
-					b.Fatalf("connection %d: voucher for %s on %s rejected: %s", i, amount, ch.Name, f.Error)
-				}
-				if f.Kind == frame.KindNeedVoucher {
-					break
-				}
-			}
-		}
-		c.SetDeadline(time.Time{})
-	}
+	clients := startIdleClients(b, ln.Addr().String(), n, paid)
 	b.StopTimer()
-	rd.Reset(nil)
-
-	// Empty the clients' receive buffers once, so no server goroutine can be
-	// parked in a write to a full socket while we measure (see drain).
-	waitSteady(b, baseG+n)
-	drained := 0
-	for i, c := range conns {
-		k, err := drain(c, scratch[:cap(scratch)])
-		if err != nil {
-			b.Fatalf("connection %d: draining after setup: %v", i, err)
-		}
-		drained += k
-	}
+	defer clients.close(b)
 	goroutines := waitSteady(b, baseG+n)
 	if paid { // every unit paid so far has been charged: no stream is still running
-		for _, ch := range chans {
+		for _, name := range idleChannels {
+			ch := benchChannel(b, name)
 			st, err := srv.Store().State(ch.ID)
 			if err != nil || st.Spent.Cmp(st.Accepted) != 0 {
 				b.Fatalf("channel %s not settled after opening: %+v (err %v)", ch.Name, st, err)
@@ -599,10 +571,10 @@ func idleRound(b *testing.B, chans []fixtures.Channel, paid bool, n int) idleGro
 		}
 	}
 	heap1, stack1 := memInUse()
-	runtime.KeepAlive(scratch)
 
-	closeAll()
-	deadline := time.Now().Add(10 * time.Second)
+	clients.close(b)
+	stop()
+	deadline := time.Now().Add(30 * time.Second)
 	for runtime.NumGoroutine() > baseG {
 		if time.Now().After(deadline) {
 			b.Fatalf("after closing %d sessions %d goroutines remain, %d before they were opened", n, runtime.NumGoroutine(), baseG)
@@ -611,7 +583,159 @@ func idleRound(b *testing.B, chans []fixtures.Channel, paid bool, n int) idleGro
 	}
 	b.StartTimer()
 	return idleGrowth{heap: float64(int64(heap1) - int64(heap0)), stack: float64(int64(stack1) - int64(stack0)),
-		goroutines: float64(goroutines - baseG), drained: float64(drained)}
+		goroutines: float64(goroutines - baseG), drained: float64(clients.drained)}
+}
+
+// idleChannels are the v2 fixture channels paid sessions use, round robin.
+var idleChannels = []string{"v2-payer-signs", "v2-delegated", "v2-small"}
+
+// idleClients is the child process holding the client ends of the sessions.
+type idleClients struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	drained int
+	closed  bool
+}
+
+// The child's environment: the server address, the number of sessions and
+// whether to pay.
+const (
+	envIdleAddr = "MPP_IDLE_CLIENTS_ADDR"
+	envIdleN    = "MPP_IDLE_CLIENTS_N"
+	envIdlePaid = "MPP_IDLE_CLIENTS_PAID"
+)
+
+// startIdleClients starts the child and returns once it reports all n
+// sessions idle.
+func startIdleClients(b *testing.B, addr string, n int, paid bool) *idleClients {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClients$", "-test.v")
+	cmd.Env = append(os.Environ(), envIdleAddr+"="+addr, fmt.Sprintf("%s=%d", envIdleN, n), fmt.Sprintf("%s=%t", envIdlePaid, paid))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start the client process: %v", err)
+	}
+	c := &idleClients{cmd: cmd, stdin: stdin}
+	sc := bufio.NewScanner(stdout)
+	var out strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if _, err := fmt.Sscanf(line, "idle-clients ready %d", &c.drained); err == nil {
+			go io.Copy(io.Discard, stdout)
+			return c
+		}
+	}
+	stdin.Close()
+	cmd.Wait()
+	b.Fatalf("client process ended before its %d sessions were idle:\n%s%s", n, out.String(), stderr.String())
+	return nil
+}
+
+// close ends the child, which closes every client socket.
+func (c *idleClients) close(b *testing.B) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.stdin.Close()
+	if err := c.cmd.Wait(); err != nil {
+		b.Errorf("client process: %v", err)
+	}
+}
+
+// TestIdleClients is the child process of BenchmarkIdleSessionMemory; it
+// is skipped unless the benchmark started it.
+func TestIdleClients(t *testing.T) {
+	addr := os.Getenv(envIdleAddr)
+	if addr == "" {
+		t.Skip("the client process of BenchmarkIdleSessionMemory")
+	}
+	n, err := strconv.Atoi(os.Getenv(envIdleN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid := os.Getenv(envIdlePaid) == "true"
+	var chans []fixtures.Channel
+	for _, name := range idleChannels {
+		chans = append(chans, benchChannel(t, name))
+	}
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	rd := bufio.NewReaderSize(nil, 16<<10)
+	scratch := make([]byte, 0, 16<<10)
+	for i := range n {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: dial: %v", i, err)
+		}
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		rd.Reset(c)
+		if err := handshake(c, rd, addr); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		f, err := readServerFrame(rd, &scratch)
+		if err != nil || f.Kind != frame.KindChallenge {
+			t.Fatalf("connection %d: first frame %s (err %v), want challenge", i, f.Kind, err)
+		}
+		if paid {
+			var chg mpp.Challenge
+			if err := json.Unmarshal(f.Challenge, &chg); err != nil {
+				t.Fatalf("connection %d: challenge object: %v", i, err)
+			}
+			ch := chans[i%len(chans)]
+			amount := big.NewInt(int64(i/len(chans)+1) * 1000) // one tick above the previous voucher on ch
+			p, err := frame.A.Encode(frame.Frame{Kind: frame.KindCredential, Credential: benchCredential(t, ch, chg, amount)})
+			if err != nil {
+				t.Fatalf("connection %d: encode credential: %v", i, err)
+			}
+			if err := writeMaskedText(c, p, &scratch); err != nil {
+				t.Fatalf("connection %d: write credential: %v", i, err)
+			}
+			// Wait until the server has accepted the voucher and paused the
+			// stream: the next voucher on ch must arrive after this one.
+			for {
+				f, err := readServerFrame(rd, &scratch)
+				if err != nil {
+					t.Fatalf("connection %d: waiting for needVoucher after a voucher for %s on %s: %v", i, amount, ch.Name, err)
+				}
+				if f.Kind == frame.KindError {
+					t.Fatalf("connection %d: voucher for %s on %s rejected: %s", i, amount, ch.Name, f.Error)
+				}
+				if f.Kind == frame.KindNeedVoucher {
+					break
+				}
+			}
+		}
+		c.SetDeadline(time.Time{})
+	}
+	rd.Reset(nil)
+	// Empty the receive buffers once, so no server goroutine can be parked
+	// in a write to a full socket while the parent measures (see drain).
+	drained := 0
+	for i, c := range conns {
+		k, err := drain(c, scratch[:cap(scratch)])
+		if err != nil {
+			t.Fatalf("connection %d: draining after setup: %v", i, err)
+		}
+		drained += k
+	}
+	fmt.Printf("idle-clients ready %d\n", drained)
+	io.Copy(io.Discard, os.Stdin) // until the parent is done measuring
 }
 
 // drain reads and discards whatever c's receive buffer holds, without a

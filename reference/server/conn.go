@@ -76,6 +76,7 @@ type connState struct {
 	streamCancel context.CancelFunc // aborts the stream on a close request
 	streamDone   chan struct{}      // closed when the stream has ended
 	closeReady   bool               // payment-close-ready was sent
+	failed       bool               // the connection was rejected: no close-ready
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
@@ -151,7 +152,10 @@ func (c *conn) run(parent context.Context) {
 	c.streamSession(ctx, sctx)
 	scancel()
 	close(done)
-	if c.b {
+	c.mu.Lock()
+	failed := c.state.failed
+	c.mu.Unlock()
+	if c.b && !failed {
 		c.awaitClose(ctx)
 	}
 }
@@ -225,6 +229,15 @@ func (c *conn) fail(ctx context.Context, code websocket.StatusCode, status int, 
 func (c *conn) failWith(ctx context.Context, code websocket.StatusCode, status int, message, reason string) {
 	c.close.Do(func() {
 		c.setOutcome(fmt.Sprintf("closed %d: %s", code, reason))
+		// Stop the stream first: a rejected connection must not take a unit
+		// that a voucher paid elsewhere while its close goes out.
+		c.mu.Lock()
+		stop := c.state.streamCancel
+		c.state.failed = true
+		c.mu.Unlock()
+		if stop != nil {
+			stop()
+		}
 		c.sendError(ctx, status, message)
 		if c.s.cfg.Fault == FaultLongCloseReason {
 			reason = message // mppx bug B1: a reason over 123 bytes; the close fails
@@ -371,6 +384,12 @@ func (c *conn) verifyLoop(ctx context.Context) {
 	for {
 		select {
 		case cred := <-c.creds:
+			// A credential queued behind a rejection that ended the
+			// connection is dropped: applied, its funds would buy a unit
+			// for another connection streaming on the channel.
+			if ctx.Err() != nil {
+				return
+			}
 			if c.b {
 				c.authorization(ctx, cred)
 			} else if err := c.credential(ctx, cred); err != nil {

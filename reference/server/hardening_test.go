@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/server"
+	"github.com/mppws/conformance/reference/tempo"
 )
 
 // closeOf reads until the server closes and returns its close frame.
@@ -142,4 +144,39 @@ func TestCloseWaitsForConnections(t *testing.T) {
 func stacks() string {
 	buf := make([]byte, 1<<20)
 	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// TestRejectionDropsQueuedCredentials: a dialect B rejection closes the
+// connection, and a credential queued behind the rejected one is dropped,
+// not applied: its funds would otherwise buy a unit for whatever other
+// connection streams on the channel.
+func TestRejectionDropsQueuedCredentials(t *testing.T) {
+	ch := voucher(t, "v2-payer-signs", 30, "")
+	bad := ch
+	bad.CumulativeAmount = "-1"
+	for i := range 20 {
+		cfg := server.Config{Secret: secret, Dialect: frame.B, Messages: 3, Tick: big.NewInt(10)}
+		for _, ch := range fixtures.Default() {
+			cfg.Channels = append(cfg.Channels, ch.Channel)
+		}
+		srv, err := server.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv)
+		url := "ws" + strings.TrimPrefix(hs.URL, "http")
+		echo := probe(t, url)
+		c := dialB(t, url)
+		c.write(websocket.MessageText, authorization(t, echo, bad))
+		// The rejection may close the socket before this write: then the
+		// server never had it, and the round proves nothing but passes.
+		_ = c.ws.Write(context.Background(), websocket.MessageText, authorization(t, echo, ch))
+		c.rejected(http.StatusPaymentRequired, "invalid-payload")
+		hs.Close()
+		srv.Close() // waits for the verify loop: the queue is settled
+		id, _ := tempo.ParseHash(ch.ChannelID)
+		if st, err := srv.Store().State(id); err != nil || st.Accepted.Sign() != 0 {
+			t.Fatalf("round %d: after the rejection the channel accepted %s (%v); want nothing", i, st.Accepted, err)
+		}
+	}
 }

@@ -160,6 +160,15 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 	asked, askedAt := false, 0
 	var deadline <-chan time.Time
 	for !c.takeFree() {
+		// A connection that ended while it waited must not take funds: a
+		// voucher paid on another connection would buy a unit nobody gets.
+		if ctx.Err() != nil {
+			return false
+		}
+		// Counted before the charge: a voucher of this connection counted
+		// after the charge's snapshot must still prompt a fresh ask, or
+		// the stream waits silently for a voucher the client thinks paid.
+		funded := c.fundedCount()
 		st, changed, err := c.s.store.Charge(id, cost)
 		if err == nil {
 			return true
@@ -180,7 +189,6 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 		// One needVoucher per shortage, and a fresh one only when this
 		// connection's own voucher fell short: vouchers of other
 		// connections sharing the channel are not this client's business.
-		funded := c.fundedCount()
 		if (!asked || funded != askedAt) && c.s.cfg.Fault != FaultNoNeedVoucher {
 			ask := frame.Frame{Kind: frame.KindNeedVoucher, NeedVoucher: c.needVoucher(st, tick)}
 			if c.rechallenge(ctx) != nil || c.send(ctx, ask) != nil {

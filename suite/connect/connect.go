@@ -204,6 +204,10 @@ func (d *Dialer) HTTPClient() *http.Client {
 	}
 }
 
+// TLSConfig is the TLS configuration of every dial, for clients that speak
+// WebSocket by hand.
+func (d *Dialer) TLSConfig() *tls.Config { return d.transport.TLSClientConfig.Clone() }
+
 // Close closes the idle connections of the probe client.
 func (d *Dialer) Close() { d.transport.CloseIdleConnections() }
 
@@ -223,6 +227,25 @@ func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.Host = t.d.host
 	}
 	return t.d.transport.RoundTrip(r)
+}
+
+// ProbeURL is the URL of dialect B's probe: the socket URL's http(s)
+// twin, same host, path and query.
+func ProbeURL(ws string) (string, error) {
+	u, err := url.Parse(ws)
+	if err != nil {
+		return "", fmt.Errorf("url %q: %w", ws, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	default:
+		return "", fmt.Errorf("url %q: want ws:// or wss://", ws)
+	}
+	u.Fragment = ""
+	return u.String(), nil
 }
 
 // Explain adds what to do to an error caused by a certificate that does

@@ -190,3 +190,18 @@ func TestExplainLeavesOtherErrors(t *testing.T) {
 		t.Errorf("Explain changed an unrelated error")
 	}
 }
+
+func TestProbeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"ws://127.0.0.1:8402/":          "http://127.0.0.1:8402/",
+		"wss://gw.example/pay?x=1#frag": "https://gw.example/pay?x=1",
+		"WSS://gw.example/":             "https://gw.example/",
+		"http://gw.example/":            "",
+		"ws://bad host/":                "",
+	} {
+		got, err := connect.ProbeURL(in)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("ProbeURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}

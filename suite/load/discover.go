@@ -9,7 +9,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -170,22 +169,4 @@ func (r *runner) probe(ctx context.Context) (mpp.Challenge, error) {
 		}
 	}
 	return mpp.Challenge{}, fmt.Errorf("probe GET %s: 402 without a tempo/session Payment challenge", r.probeURL)
-}
-
-// probeURL is the http(s) twin of a ws(s) URL.
-func probeURL(s string) (string, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("url %q: %w", s, err)
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "ws":
-		u.Scheme = "http"
-	case "wss":
-		u.Scheme = "https"
-	default:
-		return "", fmt.Errorf("url %q: want ws:// or wss://", s)
-	}
-	u.Fragment = ""
-	return u.String(), nil
 }

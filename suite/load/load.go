@@ -118,14 +118,16 @@ func (c *Config) ramp() time.Duration {
 
 // runner is one load run.
 type runner struct {
-	cfg      Config
-	dialect  frame.Dialect
-	b        bool // dialect B
-	probeURL string
-	http     *http.Client
-	rec      *recorder
-	resume   histogram
-	began    time.Time
+	cfg     Config
+	dialect frame.Dialect
+	b       bool // dialect B
+	// messagePrefix starts the compact message frame of the dialect.
+	messagePrefix string
+	probeURL      string
+	http          *http.Client
+	rec           *recorder
+	resume        histogram
+	began         time.Time
 
 	messages, needVouchers, connections atomic.Uint64
 	open, peak                          atomic.Int64
@@ -151,9 +153,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	defer cfg.Dialer.Close()
-	r := &runner{cfg: cfg, rec: newRecorder(), http: cfg.Dialer.HTTPClient()}
+	r := &runner{cfg: cfg, rec: &recorder{}, http: cfg.Dialer.HTTPClient()}
 	var err error
-	if r.probeURL, err = probeURL(cfg.URL); err != nil {
+	if r.probeURL, err = connect.ProbeURL(cfg.URL); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	o, err := r.discover(ctx)
@@ -161,6 +163,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, &SetupError{err}
 	}
 	r.dialect, r.b = o.dialect, o.dialect.Name() == frame.B.Name()
+	r.messagePrefix = fmt.Sprintf(`{%q:"message","data":"`, o.dialect.TagKey())
 	accounts := make([]*account, len(o.channels))
 	for i, ch := range o.channels {
 		accounts[i] = newAccount(ch, o.tick, cfg.VoucherUnits)
@@ -235,7 +238,7 @@ func (r *Result) firstFailure() string {
 		}
 	}
 	if kind == "" {
-		return "no error either (was the run cancelled?)"
+		return "no error either: the target answered no voucher within the run"
 	}
 	return fmt.Sprintf("%s ×%d: %s", kind, n, sample)
 }

@@ -2,10 +2,13 @@ package load_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,11 +16,13 @@ import (
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/server"
 	"github.com/mppws/conformance/reference/tempo"
+	"github.com/mppws/conformance/suite/connect"
+	"github.com/mppws/conformance/suite/connect/testcert"
 	"github.com/mppws/conformance/suite/load"
 )
 
-// reference starts an in-process reference server and returns its URL.
-func reference(t testing.TB, cfg server.Config) string {
+// newReference builds a reference server on the fixture channels.
+func newReference(t testing.TB, cfg server.Config) *server.Server {
 	t.Helper()
 	cfg.Secret = []byte("load-test")
 	for _, ch := range fixtures.Default() {
@@ -27,8 +32,15 @@ func reference(t testing.TB, cfg server.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() { hs.Close(); srv.Close() })
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// reference starts an in-process reference server and returns its URL.
+func reference(t testing.TB, cfg server.Config) string {
+	t.Helper()
+	hs := httptest.NewServer(newReference(t, cfg))
+	t.Cleanup(hs.Close)
 	return "ws" + strings.TrimPrefix(hs.URL, "http")
 }
 
@@ -67,12 +79,12 @@ func clean(t *testing.T, res *load.Result) {
 func TestReferenceHoldsUnderLoad(t *testing.T) {
 	for _, d := range []frame.Dialect{frame.A, frame.B} {
 		t.Run("dialect "+d.Name(), func(t *testing.T) {
-			// Tick 1: each of the 50 sessions reconnects after 60 messages.
+			// Streams of 60 messages: each session connects three times.
 			url := reference(t, server.Config{Dialect: d, Tick: big.NewInt(1)})
-			res := run(t, load.Config{URL: url, Sessions: 50, Duration: 2 * time.Second, Rate: 100, VoucherUnits: 20})
+			res := run(t, load.Config{URL: url, Sessions: 30, Messages: 130, Rate: 100, VoucherUnits: 20})
 			clean(t, res)
-			if res.Dialect != d.Name() || res.Connections <= 50 || len(res.Channels) != 3 {
-				t.Errorf("dialect %s, %d connections, %d channels; want %s detected, reconnections, the 3 v2 channels", res.Dialect, res.Connections, len(res.Channels), d.Name())
+			if res.Dialect != d.Name() || res.Connections < 90 || len(res.Channels) != 3 {
+				t.Errorf("dialect %s, %d connections, %d channels; want %s detected, 3 connections a session, the 3 v2 channels", res.Dialect, res.Connections, len(res.Channels), d.Name())
 			}
 		})
 	}
@@ -93,7 +105,7 @@ func TestRacyChargeIsCaught(t *testing.T) {
 	for _, d := range []frame.Dialect{frame.A, frame.B} {
 		t.Run("dialect "+d.Name(), func(t *testing.T) {
 			url := reference(t, server.Config{Dialect: d, Tick: big.NewInt(1), Fault: server.FaultRacyCharge})
-			res := run(t, load.Config{URL: url, Sessions: 50, Duration: 2 * time.Second, Rate: 100, VoucherUnits: 5})
+			res := run(t, load.Config{URL: url, Sessions: 30, Messages: 15, VoucherUnits: 5})
 			if res.Passed || len(res.Violations) == 0 {
 				t.Fatalf("racy-charge not caught: %s", res.Summary())
 			}
@@ -108,7 +120,7 @@ func TestRacyChargeIsCaught(t *testing.T) {
 
 func TestOverDeliveryIsCaught(t *testing.T) {
 	url := reference(t, server.Config{Tick: big.NewInt(1), Fault: server.FaultOverDeliver})
-	res := run(t, load.Config{URL: url, Sessions: 20, Duration: time.Second, VoucherUnits: 5})
+	res := run(t, load.Config{URL: url, Sessions: 20, Messages: 60, VoucherUnits: 5})
 	if res.ViolationCount[load.OverDelivery] == 0 {
 		t.Fatalf("over-deliver not caught as %s: %s", load.OverDelivery, res.Summary())
 	}
@@ -119,5 +131,53 @@ func TestUnreachableIsASetupError(t *testing.T) {
 	var se *load.SetupError
 	if !errors.As(err, &se) || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a setup error saying it could not connect", err)
+	}
+}
+
+// TestConnectionOptionsReachTheTarget: over TLS with a generated
+// certificate, the headers, the Origin and the subprotocols reach the
+// target on the dialect B probe and on every upgrade.
+func TestConnectionOptionsReachTheTarget(t *testing.T) {
+	cert := testcert.New(t)
+	ca, _, _ := cert.Files(t)
+	srv := newReference(t, server.Config{Dialect: frame.B, Tick: big.NewInt(1)})
+	var (
+		mu               sync.Mutex
+		probes, upgrades []http.Header
+	)
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if r.Header.Get("Upgrade") == "" {
+			probes = append(probes, r.Header.Clone())
+		} else {
+			upgrades = append(upgrades, r.Header.Clone())
+		}
+		mu.Unlock()
+		srv.ServeHTTP(w, r)
+	}))
+	hs.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLS(t)}}
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	d, err := connect.New(connect.Options{CAFile: ca, Headers: []string{"X-Gateway-Key: k1"},
+		Subprotocols: []string{"mpp.v1"}, Origin: "https://app.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, load.Config{URL: "wss" + strings.TrimPrefix(hs.URL, "https"), Sessions: 4, Messages: 150, VoucherUnits: 20, Dialer: d})
+	clean(t, res)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(probes) == 0 || len(upgrades) < 4 {
+		t.Fatalf("%d probes and %d upgrades reached the target, want at least 1 and 4", len(probes), len(upgrades))
+	}
+	for _, h := range append(probes, upgrades...) {
+		if h.Get("X-Gateway-Key") != "k1" || h.Get("Origin") != "https://app.example" {
+			t.Fatalf("a request without the header or the Origin: %v", h)
+		}
+	}
+	for _, h := range upgrades {
+		if h.Get("Sec-WebSocket-Protocol") != "mpp.v1" {
+			t.Fatalf("an upgrade without the subprotocol: %v", h)
+		}
 	}
 }

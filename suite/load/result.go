@@ -99,61 +99,67 @@ const keptViolations = 10
 
 // recorder tallies errors, limits and violations from every session.
 type recorder struct {
-	mu           sync.Mutex
-	errors       map[string]uint64
-	errorSamples map[string]string
-	limits       map[string]uint64
-	limitSamples map[string]string
-	violations   map[string]uint64
-	kept         []Violation
+	mu         sync.Mutex
+	errors     tally
+	limits     tally
+	violations map[string]uint64
+	kept       []Violation
 }
 
-func newRecorder() *recorder {
-	return &recorder{
-		errors: map[string]uint64{}, errorSamples: map[string]string{},
-		limits: map[string]uint64{}, limitSamples: map[string]string{},
-		violations: map[string]uint64{},
+// tally counts by kind and keeps the first detail of each.
+type tally struct {
+	counts  map[string]uint64
+	samples map[string]string
+}
+
+func (t *tally) add(kind, detail string) {
+	if t.counts == nil {
+		t.counts, t.samples = map[string]uint64{}, map[string]string{}
+	}
+	t.counts[kind]++
+	if _, ok := t.samples[kind]; !ok {
+		t.samples[kind] = detail
 	}
 }
 
 func (r *recorder) error(kind, detail string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.errors[kind]++
-	if _, ok := r.errorSamples[kind]; !ok {
-		r.errorSamples[kind] = detail
-	}
+	r.errors.add(kind, detail)
 }
 
 func (r *recorder) limit(kind, detail string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.limits[kind]++
-	if _, ok := r.limitSamples[kind]; !ok {
-		r.limitSamples[kind] = detail
-	}
+	r.limits.add(kind, detail)
 }
 
 func (r *recorder) violation(v Violation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.violations == nil {
+		r.violations = map[string]uint64{}
+	}
 	r.violations[v.Kind]++
 	if len(r.kept) < keptViolations {
 		r.kept = append(r.kept, v)
 	}
 }
 
-// fill copies the tallies into res.
+// fill copies the tallies into res; empty ones as empty, not null.
 func (r *recorder) fill(res *Result) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	res.Errors, res.ErrorSamples = maps.Clone(r.errors), maps.Clone(r.errorSamples)
-	res.Limits, res.LimitSamples = maps.Clone(r.limits), maps.Clone(r.limitSamples)
-	res.ViolationCount = maps.Clone(r.violations)
-	res.Violations = slices.Clone(r.kept)
-	if res.Violations == nil {
-		res.Violations = []Violation{}
+	orEmpty := func(m map[string]uint64) map[string]uint64 {
+		if m == nil {
+			return map[string]uint64{}
+		}
+		return maps.Clone(m)
 	}
+	res.Errors, res.ErrorSamples = orEmpty(r.errors.counts), maps.Clone(r.errors.samples)
+	res.Limits, res.LimitSamples = orEmpty(r.limits.counts), maps.Clone(r.limits.samples)
+	res.ViolationCount = orEmpty(r.violations)
+	res.Violations = append([]Violation{}, r.kept...)
 }
 
 // Summary is one line for a terminal.

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -150,8 +152,11 @@ func (st *stream) read(ctx context.Context, done <-chan struct{}) {
 		x := in{at: time.Now(), err: err}
 		if err == nil {
 			x.raw = clip(b)
-			if x.f, x.err = st.s.r.dialect.Decode(b, frame.FromServer); x.err != nil {
-				x.bad = true
+			if !plainMessage(b, st.s.r.messagePrefix) {
+				x.f, x.err = st.s.r.dialect.Decode(b, frame.FromServer)
+				x.bad = x.err != nil
+			} else {
+				x.f.Kind = frame.KindMessage
 			}
 		}
 		select {
@@ -402,7 +407,10 @@ func (st *stream) needVoucher(nv frame.NeedVoucher, at time.Time) error {
 	if st.pausedAt.IsZero() {
 		st.pausedAt = at
 	}
-	if !st.closing && st.pending == nil {
+	// A need-voucher sent before the pending voucher landed is answered by
+	// it; one that shows it accepted is a new shortage, to pay once its
+	// receipt is in (it may overtake the receipt).
+	if !st.closing && (st.pending == nil || accepted.Cmp(st.pending) >= 0) {
 		st.want, st.required = true, required
 	}
 	return nil
@@ -603,6 +611,27 @@ func (t *transcript) lines() []string {
 		out = append(out, fmt.Sprintf("%9.3fs conn %d %s %s", e.at.Seconds(), e.conn, e.dir, e.text))
 	}
 	return out
+}
+
+// plainMessage recognizes the compact message frame most targets send,
+// {"type":"message","data":"…"} or {"mpp":"message","data":"…"} with
+// plain string data, without a JSON decoder: the hot path of every
+// stream. Any other form of a message takes the decoder.
+func plainMessage(b []byte, prefix string) bool {
+	rest, ok := bytes.CutPrefix(b, []byte(prefix))
+	if !ok {
+		return false
+	}
+	data, ok := bytes.CutSuffix(rest, []byte(`"}`))
+	if !ok || !utf8.Valid(data) {
+		return false
+	}
+	for _, c := range data {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // clip shortens a frame for a transcript: credentials run to kilobytes.

@@ -9,7 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/suite/report"
 )
 
 // ReadLimit is the largest frame the harness accepts from a target. It is
@@ -69,10 +70,11 @@ type Peer struct {
 	closed  sync.Once
 }
 
-// Dial connects to url and starts the reader. The transcript t may be shared
-// by several peers of one case; name tells them apart.
-func Dial(ctx context.Context, url string, d frame.Dialect, t *Transcript, name string) (*Peer, error) {
-	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Timeout: 30 * time.Second}})
+// Dial connects to url with opts (TLS, headers, subprotocols; nil for the
+// defaults) and starts the reader. The transcript t may be shared by
+// several peers of one case; name tells them apart.
+func Dial(ctx context.Context, url string, d frame.Dialect, t *Transcript, name string, opts *websocket.DialOptions) (*Peer, error) {
+	ws, resp, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("dial %s: HTTP %d: %w", url, resp.StatusCode, err)
@@ -98,7 +100,7 @@ func (p *Peer) read() {
 			if errors.As(err, &ce) {
 				e.Reason = ce.Reason
 			}
-			p.T.add(at, "←", e.String())
+			p.T.add(at, report.Received, e.String())
 			select {
 			case p.inbox <- e:
 			default: // inbox full after a flood; the transcript has it
@@ -108,10 +110,10 @@ func (p *Peer) read() {
 		}
 		e := Event{At: at, Binary: typ == websocket.MessageBinary, Raw: b}
 		if e.Binary {
-			p.T.add(at, "←", e.String())
+			p.T.add(at, report.Received, e.String())
 		} else {
 			e.Frame, e.DecodeErr = p.dialect.Decode(b, frame.FromServer)
-			p.T.add(at, "←", string(b))
+			p.T.add(at, report.Received, string(b))
 		}
 		select {
 		case p.inbox <- e:
@@ -127,6 +129,15 @@ func (p *Peer) read() {
 // Next waits up to d for the next event. ok is false on timeout, and after
 // the final (Closed) event has been consumed.
 func (p *Peer) Next(d time.Duration) (Event, bool) {
+	if d <= 0 {
+		// Only what has arrived: a zero timer would race the inbox.
+		select {
+		case e, ok := <-p.inbox:
+			return e, ok
+		default:
+			return Event{}, false
+		}
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -148,13 +159,13 @@ func (p *Peer) Send(ctx context.Context, f frame.Frame) error {
 
 // SendText writes raw bytes as a text frame.
 func (p *Peer) SendText(ctx context.Context, b []byte) error {
-	p.T.add(time.Since(p.start), "→", string(b))
+	p.T.add(time.Since(p.start), report.Sent, string(b))
 	return p.write(ctx, websocket.MessageText, b)
 }
 
 // SendBinary writes raw bytes as a binary frame.
 func (p *Peer) SendBinary(ctx context.Context, b []byte) error {
-	p.T.add(time.Since(p.start), "→", fmt.Sprintf("binary frame of %d bytes: %s", len(b), clip(b)))
+	p.T.add(time.Since(p.start), report.Sent, fmt.Sprintf("binary frame of %d bytes: %s", len(b), clip(b)))
 	return p.write(ctx, websocket.MessageBinary, b)
 }
 
@@ -196,15 +207,15 @@ func (p *Peer) Done() <-chan struct{} { return p.done }
 
 // Transcript is the record of every frame of a case, both ways.
 type Transcript struct {
-	start time.Time
-	name  string
-	mu    *sync.Mutex
-	lines *[]string
+	start   time.Time
+	name    string
+	mu      *sync.Mutex
+	entries *[]report.Entry
 }
 
 // NewTranscript starts a transcript; times are relative to now.
 func NewTranscript() *Transcript {
-	return &Transcript{start: time.Now(), mu: &sync.Mutex{}, lines: new([]string)}
+	return &Transcript{start: time.Now(), mu: &sync.Mutex{}, entries: new([]report.Entry)}
 }
 
 // named returns a view that prefixes lines with a connection name.
@@ -214,38 +225,58 @@ func (t *Transcript) named(name string) *Transcript {
 	return &c
 }
 
-func (t *Transcript) add(at time.Duration, dir, text string) {
+// keptBytes bounds the text of one entry: every frame of the protocol is
+// kept whole (a credential runs to a few kilobytes, and the report decodes
+// it), the oversized frames of robustness cases are not.
+const keptBytes = 64 << 10
+
+func (t *Transcript) add(at time.Duration, dir report.Direction, text string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	prefix := ""
-	if t.name != "" {
-		prefix = "[" + t.name + "] "
+	if len(text) > keptBytes {
+		text = clipN([]byte(text), keptBytes)
 	}
-	*t.lines = append(*t.lines, fmt.Sprintf("%+8.3fs %s%s %s", at.Seconds(), prefix, dir, clip([]byte(text))))
+	*t.entries = append(*t.entries, report.Entry{At: at, Conn: t.name, Dir: dir, Text: text})
 }
 
 func (t *Transcript) note(format string, args ...any) {
-	t.add(time.Since(t.start), "•", fmt.Sprintf(format, args...))
+	t.add(time.Since(t.start), report.Note, fmt.Sprintf(format, args...))
 }
 
 // Note adds a harness remark to the transcript.
 func (t *Transcript) Note(format string, args ...any) { t.note(format, args...) }
 
-// String renders the transcript, one frame per line.
+// Entries returns the transcript so far, for the report.
+func (t *Transcript) Entries() []report.Entry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(*t.entries)
+}
+
+// String renders the transcript, one frame per line, long frames clipped
+// to stay readable in a failure message.
 func (t *Transcript) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(*t.lines) == 0 {
+	if len(*t.entries) == 0 {
 		return "(no frames)"
 	}
-	return strings.Join(*t.lines, "\n")
+	lines := make([]string, len(*t.entries))
+	for i, e := range *t.entries {
+		lines[i] = e.String(shownBytes)
+	}
+	return strings.Join(lines, "\n")
 }
 
+// shownBytes is how much of a frame a failure message shows.
+const shownBytes = 600
+
 // clip keeps transcripts readable: long frames show their head and size.
-func clip(b []byte) string {
-	const max = 600
-	if len(b) <= max {
+func clip(b []byte) string { return clipN(b, shownBytes) }
+
+func clipN(b []byte, n int) string {
+	if len(b) <= n {
 		return string(b)
 	}
-	return fmt.Sprintf("%s… (%d bytes)", b[:max], len(b))
+	return fmt.Sprintf("%s… (%d bytes)", b[:n], len(b))
 }

@@ -1,28 +1,78 @@
-package suite
+package harness
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/mppws/conformance/suite/connect"
 )
 
-// run is the state of one run: the configuration, the targets and the
+// ErrUsage marks a configuration or selection error (exit 2).
+var ErrUsage = errors.New("invalid configuration")
+
+// ErrSetup marks a target that cannot be reached or understood (exit 3).
+var ErrSetup = errors.New("setup failed")
+
+// Run is the state of one Run: the configuration, the targets and the
 // suite's memory of every channel. Every case reaches it through its *C;
-// nothing of a run lives in package variables.
-type run struct {
+// nothing of a Run lives in package variables.
+type Run struct {
 	cfg     Config
 	t       Timeouts
 	targets []*Target
 	dialect string
 	wallet  *wallet
+	dialer  *connect.Dialer
 
 	mu       sync.Mutex
 	setupErr error // set by a case that found the target unusable (exit 3)
 }
 
+// NewRun checks cfg and discovers its targets: what each sells and in
+// which dialect. It returns errors wrapping ErrUsage or ErrSetup.
+func NewRun(ctx context.Context, cfg Config) (*Run, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	d, err := connect.New(cfg.Connect)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	r := &Run{cfg: cfg, t: baseTimeouts.scale(cfg.TimeoutScale), wallet: newWallet(), dialer: d}
+	for _, u := range cfg.Targets {
+		tg, err := discover(ctx, d, u, cfg.Dialect, cfg.Channels, r.t.Connect)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("%w: %v", ErrSetup, connect.Explain(err))
+		}
+		if r.dialect != "" && r.dialect != tg.Dialect.Name() {
+			d.Close()
+			return nil, fmt.Errorf("%w: %s speaks dialect %s, the other targets %s: run them separately", ErrUsage, u, tg.Dialect.Name(), r.dialect)
+		}
+		r.targets = append(r.targets, tg)
+		r.dialect = tg.Dialect.Name()
+	}
+	return r, nil
+}
+
+// Close releases the run's idle probe connections.
+func (r *Run) Close() { r.dialer.Close() }
+
+// Config is the run's configuration, with its defaults applied.
+func (r *Run) Config() Config { return r.cfg }
+
+// Dialect is the targets' dialect: "A" or "B".
+func (r *Run) Dialect() string { return r.dialect }
+
+// Targets are what the run learned of each target URL.
+func (r *Run) Targets() []*Target { return r.targets }
+
 // abort records a setup error found while cases run: the target cannot be
 // tested as it is (for example its channel state went backwards). The run
 // stops starting cases and exits 3.
-func (r *run) abort(err error) {
+func (r *Run) abort(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.setupErr == nil {
@@ -30,20 +80,20 @@ func (r *run) abort(err error) {
 	}
 }
 
-func (r *run) aborted() error {
+func (r *Run) Aborted() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.setupErr
 }
 
-// payable reports whether the suite can pay t: a charge with the test
+// Payable reports whether the suite can pay t: a charge with the test
 // method, or a session with a matching fixture channel.
-func payable(t *Target) bool {
+func Payable(t *Target) bool {
 	return (t.Intent == "charge" && t.Method == "test") || (t.Intent == "session" && len(t.Channels) > 0)
 }
 
 // target picks the target that serves need, or says why none does.
-func (r *run) target(need Needs) (*Target, string) {
+func (r *Run) target(need Needs) (*Target, string) {
 	var charge, session *Target
 	for _, t := range r.targets {
 		if t.Intent == "charge" && t.Method == "test" && charge == nil {
@@ -76,7 +126,7 @@ func (r *run) target(need Needs) (*Target, string) {
 			}
 		}
 		for _, t := range r.targets {
-			if payable(t) && t.TTL <= r.t.Expiry {
+			if Payable(t) && t.TTL <= r.t.Expiry {
 				return t, ""
 			}
 		}

@@ -1,7 +1,8 @@
-package suite
+package harness
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,104 +11,69 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/onsi/gomega"
+
+	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/suite/peer"
 )
 
-// Report entry names shared by the Ginkgo specs and the reporter.
-const (
-	entryObserved   = "observed"
-	entryTranscript = "transcript"
-)
-
-// caseDef is a registered case: its catalogue entry and its body.
-type caseDef struct {
+// Case is one conformance case: its catalogue entry and its body, declared
+// together in its area's file.
+type Case struct {
 	Meta
-	body func(*C)
-}
-
-// registry collects the case bodies of one run, area by area.
-type registry struct {
-	defs []caseDef
-	errs []string
-}
-
-// Case registers the body of catalogue case id.
-func (g *registry) Case(id string, body func(c *C)) {
-	m, ok := Lookup(id)
-	if !ok {
-		g.errs = append(g.errs, "case "+id+" has a body but no catalogue entry")
-		return
-	}
-	g.defs = append(g.defs, caseDef{m, body})
-}
-
-// cases registers every area's cases and checks them against the
-// catalogue: each entry has exactly one body. It runs before any case, so
-// a catalogue entry without a body stops the run at once.
-func cases() ([]caseDef, error) {
-	g := &registry{}
-	wireCases(g)
-	replayCases(g)
-	voucherCases(g)
-	robustCases(g)
-	dialectBCases(g)
-	closingCases(g)
-	count := map[string]int{}
-	for _, d := range g.defs {
-		count[d.ID]++
-	}
-	for _, m := range catalogue {
-		if count[m.ID] != 1 {
-			g.errs = append(g.errs, fmt.Sprintf("case %s has %d bodies, want 1", m.ID, count[m.ID]))
-		}
-	}
-	if len(g.errs) > 0 {
-		return nil, fmt.Errorf("catalogue: %s", strings.Join(g.errs, "; "))
-	}
-	return g.defs, nil
+	Run func(*C)
 }
 
 // C is one running case: its metadata, its run, its transcript, its
 // connections and the channels it leased.
 type C struct {
 	Meta
-	r     *run
-	ctx   context.Context
-	T     *peer.Transcript
-	soft  bool // INFO, or SHOULD without --strict: failures are recorded, not raised
-	mu    sync.Mutex
-	conns []*Conn
-	lease *lease
-	obs   []string
+	// Timeouts are the run's waits, scaled.
+	Timeouts Timeouts
+	r        *Run
+	Ctx      context.Context
+	T        *peer.Transcript
+	soft     bool // INFO, or SHOULD without --strict: failures are recorded, not raised
+	mu       sync.Mutex
+	conns    []*Conn
+	lease    *lease
+	obs      []string
+	g        gomega.Gomega // the case's own, failing the case
 }
 
 // Outcomes of a case body, carried by panics from wherever the body is.
 type (
-	caseFailure   struct{ msg string }
+	caseFailure struct {
+		msg      string
+		expected []string
+		actual   string
+	}
 	notApplicable struct{ reason string }
 	setupFailure  struct{ err error }
 )
 
 // exec runs the body and turns its end into a result.
-func (c *C) exec(body func(*C)) (res result) {
+func (c *C) exec(body func(*C)) (res Result) {
 	defer func() {
 		switch f := recover().(type) {
 		case nil:
-			res = result{kind: resultPassed}
+			res = Result{Kind: Passed}
 		case caseFailure:
 			res = c.failure(f.msg)
+			res.Expected, res.Actual = f.expected, f.actual
 		case notApplicable:
-			res = result{kind: resultNotApplicable, reason: f.reason}
+			res = Result{Kind: NotApplicable, Reason: f.reason}
 		case setupFailure:
 			c.r.abort(f.err)
-			res = result{kind: resultNotRun, reason: f.err.Error()}
+			res = Result{Kind: NotRun, Reason: f.err.Error()}
 		default:
 			res = c.failure(fmt.Sprintf("[%s] the case crashed: %v\n%s\nTranscript:\n%s", c.ID, f, debug.Stack(), c.T.String()))
 		}
 		c.mu.Lock()
-		res.observed = append(res.observed, c.obs...)
+		res.Observed = append(res.Observed, c.obs...)
 		c.mu.Unlock()
 	}()
 	c.checkApplicable()
@@ -117,16 +83,16 @@ func (c *C) exec(body func(*C)) (res result) {
 
 // failure classifies a failure by the case's level: it counts for MUST
 // cases (and SHOULD ones with --strict), and is recorded otherwise.
-func (c *C) failure(msg string) result {
+func (c *C) failure(msg string) Result {
 	switch {
 	case c.Level == INFO:
 		c.Observe("could not observe: %s", firstLine(msg))
-		return result{kind: resultPassed}
+		return Result{Kind: Passed}
 	case c.soft:
 		c.Observe("NON-STRICT: %s", firstLine(msg))
-		return result{kind: resultNonStrict, failure: msg}
+		return Result{Kind: NonStrict, Failure: msg}
 	}
-	return result{kind: resultFailed, failure: msg}
+	return Result{Kind: Failed, Failure: msg}
 }
 
 // close ends the case's connections and returns its leased channels.
@@ -148,6 +114,25 @@ func (c *C) close() {
 	}
 }
 
+// DialOptions are the run's options for dialing a target.
+func (c *C) DialOptions() *websocket.DialOptions { return c.r.dialer.DialOptions() }
+
+// HTTPClient is the run's client for HTTP requests to a target.
+func (c *C) HTTPClient() *http.Client { return c.r.dialer.HTTPClient() }
+
+// TLSConfig is the run's TLS configuration, for clients that speak
+// WebSocket by hand.
+func (c *C) TLSConfig() *tls.Config { return c.r.dialer.TLSConfig() }
+
+// Targets are the run's targets.
+func (c *C) Targets() []*Target { return c.r.targets }
+
+// Secret is the targets' challenge HMAC secret, if known.
+func (c *C) Secret() string { return c.r.cfg.Secret }
+
+// FixtureChannels are the channels the suite pays from.
+func (c *C) FixtureChannels() []fixtures.Channel { return c.r.cfg.Channels }
+
 // Observe records what the target did, for the report.
 func (c *C) Observe(format string, args ...any) {
 	c.mu.Lock()
@@ -162,10 +147,11 @@ func (c *C) Failf(expected []string, actualFormat string, args ...any) {
 	fmt.Fprintf(&b, "[%s] %s: %s\n", c.ID, c.Level, c.Title)
 	fmt.Fprintf(&b, "Requirement: %s\n", c.Requirement)
 	fmt.Fprintf(&b, "Source:      %s\n", c.Source)
+	actual := fmt.Sprintf(actualFormat, args...)
 	fmt.Fprintf(&b, "Expected:    %s\n", strings.Join(expected, " | "))
-	fmt.Fprintf(&b, "Actual:      %s\n", fmt.Sprintf(actualFormat, args...))
+	fmt.Fprintf(&b, "Actual:      %s\n", actual)
 	fmt.Fprintf(&b, "Transcript:\n%s\n", c.T.String())
-	panic(caseFailure{b.String()})
+	panic(caseFailure{b.String(), expected, actual})
 }
 
 // Check fails the case unless ok.
@@ -213,7 +199,7 @@ func (c *C) TargetFor(need Needs) *Target {
 // Conn is one connection of a case, with the challenge it was issued.
 type Conn struct {
 	*peer.Peer
-	c         *C
+	C         *C
 	Target    *Target
 	Name      string
 	Challenge mpp.Challenge // newest challenge seen on the connection
@@ -227,21 +213,21 @@ func (c *C) Dial(t *Target) *Conn {
 	c.mu.Lock()
 	name := fmt.Sprintf("c%d", len(c.conns)+1)
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(c.ctx, c.r.t.Connect)
+	ctx, cancel := context.WithTimeout(c.Ctx, c.r.t.Connect)
 	defer cancel()
 	var probed mpp.Challenge
-	if t.B() {
+	if t.Dialect.probes() {
 		probed = c.Probe(t, nil)
 	}
-	p, err := peer.Dial(ctx, t.URL, t.Dialect, c.T, name)
+	p, err := peer.Dial(ctx, t.URL, t.Dialect, c.T, name, c.r.dialer.DialOptions())
 	if err != nil {
 		c.Failf([]string{"a WebSocket upgrade"}, "%v", err)
 	}
-	cn := &Conn{Peer: p, c: c, Target: t, Name: name, Seen: map[frame.Kind]int{}, Challenge: probed}
+	cn := &Conn{Peer: p, C: c, Target: t, Name: name, Seen: map[frame.Kind]int{}, Challenge: probed}
 	c.mu.Lock()
 	c.conns = append(c.conns, cn)
 	c.mu.Unlock()
-	if t.B() {
+	if t.Dialect.probes() {
 		return cn
 	}
 	e, ok := cn.Next(c.r.t.Connect)
@@ -256,11 +242,11 @@ func (c *C) Dial(t *Target) *Conn {
 
 // Probe fetches a fresh challenge from a dialect B target's HTTP twin.
 func (c *C) Probe(t *Target, header http.Header) mpp.Challenge {
-	ctx, cancel := context.WithTimeout(c.ctx, c.r.t.Connect)
+	ctx, cancel := context.WithTimeout(c.Ctx, c.r.t.Connect)
 	defer cancel()
-	ch, resp, err := probe(ctx, t.URL, header)
+	ch, resp, err := probe(ctx, c.r.dialer, t.URL, header)
 	if resp != nil {
-		c.T.Note("probe GET %s: HTTP %d, WWW-Authenticate: %s", httpURL(t.URL), resp.StatusCode, strings.Join(resp.Header.Values("WWW-Authenticate"), " | "))
+		c.T.Note("probe GET %s: HTTP %d, WWW-Authenticate: %s", HTTPURL(t.URL), resp.StatusCode, strings.Join(resp.Header.Values("WWW-Authenticate"), " | "))
 	}
 	if err != nil {
 		c.Failf([]string{"HTTP 402 with a Payment challenge from the probe"}, "%v", err)
@@ -268,20 +254,19 @@ func (c *C) Probe(t *Target, header http.Header) mpp.Challenge {
 	return ch
 }
 
-// B reports whether the target speaks dialect B.
-func (t *Target) B() bool { return t.Dialect.Name() == frame.B.Name() }
+// Unconnected is a connection of the case without a socket: it builds
+// credentials for a client that talks to the target by other means.
+func (c *C) Unconnected(t *Target) *Conn { return &Conn{C: c, Target: t} }
+
+// B reports whether the target speaks dialect B, for the cases only it has.
+func (t *Target) B() bool { return t.Dialect == DialectB }
 
 // TagKey is the dialect's discriminator field: "type" or "mpp".
 func (cn *Conn) TagKey() string { return cn.Target.Dialect.TagKey() }
 
 // CredentialTag is the tag, and the field, of the credential frame:
 // "credential" in dialect A, "authorization" in dialect B.
-func (cn *Conn) CredentialTag() string {
-	if cn.Target.B() {
-		return "authorization"
-	}
-	return "credential"
-}
+func (cn *Conn) CredentialTag() string { return cn.Target.Dialect.credentialTag() }
 
 // Frame writes a hand-made frame in the target's dialect: $tag becomes the
 // discriminator key and $cred the credential frame's tag and field, so
@@ -290,21 +275,16 @@ func (cn *Conn) Frame(template string) string {
 	return strings.NewReplacer("$tag", cn.TagKey(), "$cred", cn.CredentialTag()).Replace(template)
 }
 
-// isEnd reports whether e ends a paid stream: dialect A's receipt, dialect
+// IsEnd reports whether e ends a paid stream: dialect A's receipt, dialect
 // B's close-ready.
-func (cn *Conn) isEnd(e peer.Event) bool {
-	if cn.Target.B() {
-		return e.IsFrame(frame.KindCloseReady)
-	}
-	return e.IsFrame(frame.KindReceipt)
-}
+func (cn *Conn) IsEnd(e peer.Event) bool { return cn.Target.Dialect.isEnd(e) }
 
 // End is the outcome "the paid stream ended" in the target's dialect.
-func (cn *Conn) End() Outcome { return Outcome{"end of the stream", cn.isEnd} }
+func (cn *Conn) End() Outcome { return Outcome{"end of the stream", cn.IsEnd} }
 
-// isAck reports whether e acknowledges an authorization: dialect B's
+// IsAck reports whether e acknowledges an authorization: dialect B's
 // payment-receipt. Dialect A acknowledges nothing.
-func (cn *Conn) isAck(e peer.Event) bool { return cn.Target.B() && e.IsFrame(frame.KindReceipt) }
+func (cn *Conn) IsAck(e peer.Event) bool { return cn.Target.Dialect.isAck(e) }
 
 // Next returns the next event within d, noting challenges and counting
 // frames. ok is false on timeout.
@@ -331,22 +311,22 @@ func (cn *Conn) Next(d time.Duration) (peer.Event, bool) {
 func (cn *Conn) Authorization(echo mpp.Challenge, payload any) string {
 	raw, err := json.Marshal(payload)
 	if err != nil {
-		cn.c.Failf([]string{"a payload the suite can encode"}, "%v", err)
+		cn.C.Failf([]string{"a payload the suite can encode"}, "%v", err)
 	}
-	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: echo, Source: cn.c.r.sourceOf(raw), Payload: raw})
+	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: echo, Source: cn.C.SourceOf(raw), Payload: raw})
 	if err != nil {
-		cn.c.Failf([]string{"a credential the suite can encode"}, "%v", err)
+		cn.C.Failf([]string{"a credential the suite can encode"}, "%v", err)
 	}
 	return auth
 }
 
-// sourceOf is the payer DID of the fixture channel a payload names, or "".
-func (r *run) sourceOf(payload json.RawMessage) string {
+// SourceOf is the payer DID of the fixture channel a payload names, or "".
+func (c *C) SourceOf(payload json.RawMessage) string {
 	var p struct{ ChannelID string }
 	if json.Unmarshal(payload, &p) != nil || p.ChannelID == "" {
 		return ""
 	}
-	for _, ch := range r.cfg.Channels {
+	for _, ch := range c.r.cfg.Channels {
 		if strings.EqualFold(ch.ID.String(), p.ChannelID) {
 			return fmt.Sprintf("did:pkh:eip155:%d:%s", ch.ChainID, ch.Payer)
 		}
@@ -361,15 +341,15 @@ func (cn *Conn) SendCredential(auth string) {
 
 // Send writes a frame, failing the case if the connection is gone.
 func (cn *Conn) Send(f frame.Frame) {
-	if err := cn.Peer.Send(cn.c.ctx, f); err != nil {
-		cn.c.Failf([]string{"the connection open for the next frame"}, "%v", err)
+	if err := cn.Peer.Send(cn.C.Ctx, f); err != nil {
+		cn.C.Failf([]string{"the connection open for the next frame"}, "%v", err)
 	}
 }
 
 // SendText writes raw text, failing the case if the connection is gone.
 func (cn *Conn) SendText(s string) {
-	if err := cn.Peer.SendText(cn.c.ctx, []byte(s)); err != nil {
-		cn.c.Failf([]string{"the connection open for the next frame"}, "%v", err)
+	if err := cn.Peer.SendText(cn.C.Ctx, []byte(s)); err != nil {
+		cn.C.Failf([]string{"the connection open for the next frame"}, "%v", err)
 	}
 }
 
@@ -388,6 +368,7 @@ var (
 	DataFrame    = Outcome{"message frame", func(e peer.Event) bool { return e.IsFrame(frame.KindMessage) }}
 	ReceiptFrame = Outcome{"receipt frame", func(e peer.Event) bool { return e.IsFrame(frame.KindReceipt) }}
 	NeedVoucher  = Outcome{"needVoucher frame", func(e peer.Event) bool { return e.IsFrame(frame.KindNeedVoucher) }}
+	CloseReady   = Outcome{"payment-close-ready frame", func(e peer.Event) bool { return e.IsFrame(frame.KindCloseReady) }}
 	Undecodable  = Outcome{"frame the dialect does not define", func(e peer.Event) bool {
 		return !e.Closed && (e.Binary || e.DecodeErr != nil)
 	}}
@@ -418,66 +399,37 @@ func matches(e peer.Event, os []Outcome) (Outcome, bool) {
 // forbid fail the case at once; others are skipped. It returns the event
 // and the outcome it matched.
 func (cn *Conn) Expect(d time.Duration, want, forbid []Outcome) (peer.Event, Outcome) {
-	deadline := time.Now().Add(d)
-	for {
-		e, ok := cn.Next(time.Until(deadline))
-		if !ok {
-			cn.c.Failf(names(want), "nothing within %s", d)
-		}
-		if o, bad := matches(e, forbid); bad {
-			cn.c.Failf(names(want), "%s (%s) at %+.3fs", e, o.Name, e.At.Seconds())
-		}
-		if o, good := matches(e, want); good {
-			return e, o
-		}
-		if e.Closed {
-			cn.c.Failf(names(want), "%s", e)
-		}
-	}
+	m := Receive(want...).Within(d).Forbidding(forbid...)
+	cn.C.Expect(cn).To(m)
+	return m.Event()
 }
 
 // Quiet asserts that nothing matching forbid arrives within d; it returns
 // the events that did arrive.
 func (cn *Conn) Quiet(d time.Duration, forbid []Outcome) []peer.Event {
-	var seen []peer.Event
-	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return seen
-		}
-		e, ok := cn.Next(left)
-		if !ok {
-			return seen
-		}
-		if o, bad := matches(e, forbid); bad {
-			cn.c.Failf([]string{"no " + strings.Join(names(forbid), " or ") + " within " + d.String()}, "%s (%s) at %+.3fs", e, o.Name, e.At.Seconds())
-		}
-		seen = append(seen, e)
-		if e.Closed {
-			return seen
-		}
-	}
+	m := Deliver(forbid...)
+	cn.C.Consistently(cn, d, 10*time.Millisecond).ShouldNot(m)
+	return m.Seen()
 }
 
 // ExpectRejected expects a dialect-A rejection of a credential and no paid
 // frame after it. It records which rejection it saw.
 func (cn *Conn) ExpectRejected(what string) peer.Event {
-	e, o := cn.Expect(cn.c.r.t.Reply, Rejection, Paid)
+	e, o := cn.Expect(cn.C.r.t.Reply, Rejection, Paid)
 	if !e.Closed {
-		cn.Quiet(cn.c.r.t.Quiet, Paid)
+		cn.Quiet(cn.C.r.t.Quiet, Paid)
 	}
-	cn.c.Observe("%s: %s (%s)", what, o.Name, e)
+	cn.C.Observe("%s: %s (%s)", what, o.Name, e)
 	return e
 }
 
 // ExpectOpen asserts that the connection is still open: the target answers
 // a ping.
 func (cn *Conn) ExpectOpen(why string) {
-	ctx, cancel := context.WithTimeout(cn.c.ctx, cn.c.r.t.Reply)
+	ctx, cancel := context.WithTimeout(cn.C.Ctx, cn.C.r.t.Reply)
 	defer cancel()
 	if err := cn.Ping(ctx); err != nil {
-		cn.c.Failf([]string{"the connection open " + why}, "ping failed: %v", err)
+		cn.C.Failf([]string{"the connection open " + why}, "ping failed: %v", err)
 	}
 }
 

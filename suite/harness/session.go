@@ -1,4 +1,4 @@
-package suite
+package harness
 
 import (
 	"context"
@@ -26,54 +26,74 @@ import (
 // take turns.
 type wallet struct {
 	mu       sync.Mutex
-	accounts map[tempo.Hash]*account
+	accounts map[accountKey]*account
+	signed   map[tempo.Hash]*signatures
 	busy     map[tempo.Hash]bool
 	wake     chan struct{} // closed and replaced whenever a lease ends
 }
 
-// account is what the suite knows of one channel.
+// account is what the suite knows of one channel on one target. What the
+// suite signed belongs to the channel (a voucher pays on any server that
+// knows the channel); what was accepted and spent belongs to the target.
 type account struct {
-	// signed is the highest amount the suite signed for the channel in a
-	// voucher a target might accept: every new voucher goes above it.
-	signed *big.Int
-	// ceiling is the highest amount sent for the channel in any voucher,
-	// including ones no correct target accepts (over the deposit).
-	ceiling *big.Int
-	// accepted and spent are the target's numbers, as last reported. spent
+	*signatures
+	// Accepted and Spent are the target's numbers, as last reported. Spent
 	// never decreases, so it bounds what a later connection can find.
-	accepted, spent *big.Int
+	Accepted, Spent *big.Int
 	units           uint64
-	// closed is set once the target confirmed a close of the channel.
-	closed bool
+	// Closed is set once the target confirmed a close of the channel.
+	Closed bool
+}
+
+// signatures are the amounts the suite put in vouchers for one channel.
+type signatures struct {
+	// Signed is the highest amount Signed in a voucher a target might
+	// accept: every new voucher goes above it.
+	Signed *big.Int
+	// ceiling is the highest amount sent in any voucher, including ones no
+	// correct target accepts (over the deposit).
+	ceiling *big.Int
+}
+
+// accountKey names a channel on a target.
+type accountKey struct {
+	target string
+	id     tempo.Hash
 }
 
 // raise records a voucher a target might accept: later ones go above it.
 func (a *account) raise(amount *big.Int) {
-	if amount.Cmp(a.signed) > 0 {
-		a.signed.Set(amount)
+	if amount.Cmp(a.Signed) > 0 {
+		a.Signed.Set(amount)
 	}
-	a.sent(amount)
+	a.Sent(amount)
 }
 
-// sent records any voucher amount sent for the channel.
-func (a *account) sent(amount *big.Int) {
+// Sent records any voucher amount Sent for the channel.
+func (a *account) Sent(amount *big.Int) {
 	if amount.Cmp(a.ceiling) > 0 {
 		a.ceiling.Set(amount)
 	}
 }
 
 func newWallet() *wallet {
-	return &wallet{accounts: map[tempo.Hash]*account{}, busy: map[tempo.Hash]bool{}, wake: make(chan struct{})}
+	return &wallet{accounts: map[accountKey]*account{}, signed: map[tempo.Hash]*signatures{}, busy: map[tempo.Hash]bool{}, wake: make(chan struct{})}
 }
 
-func (w *wallet) account(id tempo.Hash) *account {
+func (w *wallet) account(t *Target, id tempo.Hash) *account {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	a, ok := w.accounts[id]
+	k := accountKey{t.URL, id}
+	a, ok := w.accounts[k]
 	if !ok {
+		sig, ok := w.signed[id]
+		if !ok {
+			sig = &signatures{Signed: new(big.Int), ceiling: new(big.Int)}
+			w.signed[id] = sig
+		}
 		// A freshly started target: nothing accepted or spent.
-		a = &account{signed: new(big.Int), ceiling: new(big.Int), accepted: new(big.Int), spent: new(big.Int)}
-		w.accounts[id] = a
+		a = &account{signatures: sig, Accepted: new(big.Int), Spent: new(big.Int)}
+		w.accounts[k] = a
 	}
 	return a
 }
@@ -130,12 +150,12 @@ type Session struct {
 	*Conn
 	Ch   fixtures.Channel
 	Tick *big.Int
-	acct *account
+	Acct *account
 	// Delivered counts messages received on this session.
 	Delivered int
-	// paid is the last voucher this session paid with on purpose, sent at
+	// Paid is the last voucher this session Paid with on purpose, sent at
 	// paidAt: a needVoucher that reports less was queued before it landed.
-	paid   *big.Int
+	Paid   *big.Int
 	paidAt time.Time
 	// after names the refused variant a barrier follows, for failures.
 	after string
@@ -155,8 +175,8 @@ var Delegated = ChannelFilter{"a fixture channel whose authorizedSigner differs 
 	return !ch.AuthorizedSigner.IsZero() && ch.AuthorizedSigner != ch.Payer
 }}
 
-// only accepts one channel.
-func only(want fixtures.Channel) ChannelFilter {
+// Only accepts one channel.
+func Only(want fixtures.Channel) ChannelFilter {
 	return ChannelFilter{"fixture channel " + want.Name, func(ch fixtures.Channel) bool { return ch.ID == want.ID }}
 }
 
@@ -164,17 +184,17 @@ func only(want fixtures.Channel) ChannelFilter {
 func (c *C) openChannels(t *Target) []fixtures.Channel {
 	var out []fixtures.Channel
 	for _, ch := range t.Channels {
-		if !c.r.wallet.account(ch.ID).closed {
+		if !c.r.wallet.account(t, ch.ID).Closed {
 			out = append(out, ch)
 		}
 	}
 	return out
 }
 
-// channel returns a leased channel matching f. The case's first call leases
+// Channel returns a leased Channel matching f. The case's first call leases
 // as many channels as its catalogue entry says (one by default, every open
 // one for AllChannels); later calls choose among them.
-func (c *C) channel(t *Target, f ChannelFilter) fixtures.Channel {
+func (c *C) Channel(t *Target, f ChannelFilter) fixtures.Channel {
 	c.mu.Lock()
 	l := c.lease
 	c.mu.Unlock()
@@ -198,7 +218,7 @@ func (c *C) channel(t *Target, f ChannelFilter) fixtures.Channel {
 			c.NotApplicable("this case needs %d fixture channels at once; the target has %d (pass --channels with more channels the target knows)", n, len(cands))
 		}
 		var err error
-		if l, err = c.r.wallet.acquire(c.ctx, cands, n); err != nil {
+		if l, err = c.r.wallet.acquire(c.Ctx, cands, n); err != nil {
 			c.Failf([]string{"a fixture channel within the case timeout"}, "%v", err)
 		}
 		c.mu.Lock()
@@ -214,8 +234,8 @@ func (c *C) channel(t *Target, f ChannelFilter) fixtures.Channel {
 	return fixtures.Channel{}
 }
 
-// leased returns the channels the case holds.
-func (c *C) leased() []fixtures.Channel {
+// Leased returns the channels the case holds.
+func (c *C) Leased() []fixtures.Channel {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lease == nil {
@@ -224,11 +244,15 @@ func (c *C) leased() []fixtures.Channel {
 	return c.lease.chs
 }
 
+// SessionOn is a session paying from ch on the connection cn.
+func (c *C) SessionOn(cn *Conn, ch fixtures.Channel) *Session {
+	return &Session{Conn: cn, Ch: ch, Tick: cn.Target.Tick, Acct: c.r.wallet.account(cn.Target, ch.ID)}
+}
+
 // Connect dials the session target for channel ch without paying.
 func (c *C) Connect(ch fixtures.Channel) *Session {
 	t := c.TargetFor(NeedsSession)
-	cn := c.Dial(t)
-	return &Session{Conn: cn, Ch: ch, Tick: t.Tick, acct: c.r.wallet.account(ch.ID)}
+	return c.SessionOn(c.Dial(t), ch)
 }
 
 // OpenSession connects to the session target on a leased channel and
@@ -240,24 +264,24 @@ func (c *C) Connect(ch fixtures.Channel) *Session {
 // are for what a case buys itself.
 func (c *C) OpenSession(f ChannelFilter) *Session {
 	t := c.TargetFor(NeedsSession)
-	ch := c.channel(t, f)
+	ch := c.Channel(t, f)
 	s := c.Connect(ch)
-	a := s.acct
-	floor := new(big.Int).Set(a.spent)
+	a := s.Acct
+	floor := new(big.Int).Set(a.Spent)
 	// A balance left over by an earlier case may outlast one connection's
 	// stream (the target streams a bounded number of messages): drain it
 	// over as many connections as it takes.
 	for conns := 1; ; conns++ {
-		amount := s.nextAmount()
+		amount := s.NextAmount()
 		if amount.Cmp(s.Ch.Deposit) > 0 {
 			c.NotApplicable("fixture channel %s has used up its deposit of %s in this run (next voucher %s); give the target channels with larger deposits", s.Ch.Name, s.Ch.Deposit, amount)
 		}
 		s.Send(s.Voucher(amount))
-		s.paid, s.paidAt = amount, time.Now()
+		s.Paid, s.paidAt = amount, time.Now()
 		n, nv, end, e := s.read(-1)
 		switch end {
 		case endNeedVoucher:
-			bound := unitsBetween(s, amount, floor)
+			bound := UnitsBetween(s, amount, floor)
 			c.Check(n <= bound, fmt.Sprintf("at most %d messages for a voucher of %s: spent was at least %s (the target said so earlier), tick %s", bound, amount, floor, s.Tick),
 				"%d messages before needVoucher", n)
 			s.learn(nv, amount, floor)
@@ -270,7 +294,7 @@ func (c *C) OpenSession(f ChannelFilter) *Session {
 			s.Close()
 			s = c.Connect(ch)
 		case endRefused:
-			if a.ceiling.Cmp(a.signed) <= 0 {
+			if a.ceiling.Cmp(a.Signed) <= 0 {
 				c.SetupFailed("the target refused a voucher of %s on channel %s, one tick above everything this run signed for it (%s): was the target used before this run, or does it not know the channel? Start it fresh, and pass --channels with the channels it knows", amount, s.Ch.ID, e)
 			}
 			// An earlier case sent a voucher no correct target accepts; if
@@ -278,7 +302,7 @@ func (c *C) OpenSession(f ChannelFilter) *Session {
 			if a.ceiling.Cmp(s.Ch.Deposit) >= 0 {
 				c.NotApplicable("channel %s can no longer pay: an earlier case sent it a voucher of %s, over its deposit %s, and the target refused the next one (%s); that case reports the defect", s.Ch.Name, a.ceiling, s.Ch.Deposit, e)
 			}
-			a.signed.Set(a.ceiling)
+			a.Signed.Set(a.ceiling)
 			s.Close()
 			s = c.Connect(ch)
 		}
@@ -292,16 +316,16 @@ func (s *Session) learn(nv frame.NeedVoucher, accepted, floor *big.Int) {
 	if spent, ok := tempo.ParseAmount(nv.RequiredCumulative, s.Ch.Protocol); ok == nil {
 		spent.Sub(spent, s.Tick)
 		if spent.Cmp(floor) < 0 {
-			s.c.SetupFailed("channel %s: the target reports spent %s, below the %s it reported earlier in this run: its channel state went backwards between connections. The suite needs a target that keeps channel state across connections, as real servers do (%s)",
-				s.Ch.Name, spent, floor, s.c.r.wallet.describe(s.Ch.ID))
+			s.C.SetupFailed("channel %s: the target reports spent %s, below the %s it reported earlier in this run: its channel state went backwards between connections. The suite needs a target that keeps channel state across connections, as real servers do (%s)",
+				s.Ch.Name, spent, floor, s.C.r.wallet.describe(s.Target, s.Ch.ID))
 		}
 	}
-	s.checkNeedVoucher(nv, accepted)
+	s.CheckNeedVoucher(nv, accepted)
 }
 
-func (w *wallet) describe(id tempo.Hash) string {
-	a := w.account(id)
-	return fmt.Sprintf("the suite signed up to %s; the target last reported accepted %s, spent %s", a.signed, a.accepted, a.spent)
+func (w *wallet) describe(t *Target, id tempo.Hash) string {
+	a := w.account(t, id)
+	return fmt.Sprintf("the suite signed up to %s; the target last reported accepted %s, spent %s", a.Signed, a.Accepted, a.Spent)
 }
 
 // Voucher builds a voucher payload for amount, signed by the channel's key.
@@ -313,11 +337,11 @@ func (s *Session) Voucher(amount *big.Int) tempo.VoucherPayload {
 func (s *Session) VoucherSignedBy(amount *big.Int, key *secp256k1.PrivateKey, d tempo.Domain, id tempo.Hash) tempo.VoucherPayload {
 	sig, err := tempo.SignVoucher(key, d, id, amount)
 	if err != nil {
-		s.c.Failf([]string{"a voucher the suite can sign"}, "%v", err)
+		s.C.Failf([]string{"a voucher the suite can sign"}, "%v", err)
 	}
 	if id == s.Ch.ID {
 		// Whatever the suite signs, a target may accept: stay above it.
-		s.acct.raise(amount)
+		s.Acct.raise(amount)
 	}
 	p := tempo.VoucherPayload{Action: "voucher", ChannelID: id.String(), CumulativeAmount: amount.String(), Signature: tempo.FormatSignature(sig)}
 	if s.Ch.Protocol == tempo.V2 {
@@ -330,22 +354,9 @@ func (s *Session) VoucherSignedBy(amount *big.Int, key *secp256k1.PrivateKey, d 
 // Send sends a voucher credential echoing the newest challenge.
 func (s *Session) Send(p tempo.VoucherPayload) { s.SendPayload(p) }
 
-// finished reports whether the connection is of no more use: closed, or
-// (dialect B) past a payment-error, after which the server stops serving
-// it even when its close fails (mppx bug B1 leaves such a socket open; only
-// WS-REPLAY-019 pins that).
-func (s *Session) finished() bool {
-	select {
-	case <-s.Done():
-		return true
-	default:
-		return s.Target.B() && s.Seen[frame.KindError] > 0
-	}
-}
-
-// nextAmount is one tick above anything the target may have accepted.
-func (s *Session) nextAmount() *big.Int {
-	return new(big.Int).Add(maxInt(s.acct.signed, s.acct.accepted), s.Tick)
+// NextAmount is one tick above anything the target may have accepted.
+func (s *Session) NextAmount() *big.Int {
+	return new(big.Int).Add(maxInt(s.Acct.Signed, s.Acct.Accepted), s.Tick)
 }
 
 // SendPayload sends any payload as a session credential.
@@ -355,18 +366,18 @@ func (s *Session) SendPayload(payload any) {
 
 // PayUnits sends a voucher for k ticks over what the target accepted.
 func (s *Session) PayUnits(k int) *big.Int {
-	amount := new(big.Int).Add(s.acct.accepted, s.units(k))
-	if amount.Cmp(s.acct.signed) <= 0 {
+	amount := new(big.Int).Add(s.Acct.Accepted, s.Units(k))
+	if amount.Cmp(s.Acct.Signed) <= 0 {
 		// Something signed earlier was never accepted; stay above it so
 		// the voucher is new funds.
-		amount.Add(s.acct.signed, s.units(k))
+		amount.Add(s.Acct.Signed, s.Units(k))
 	}
 	s.Send(s.Voucher(amount))
-	s.paid, s.paidAt = amount, time.Now()
+	s.Paid, s.paidAt = amount, time.Now()
 	return amount
 }
 
-func (s *Session) units(k int) *big.Int { return new(big.Int).Mul(s.Tick, big.NewInt(int64(k))) }
+func (s *Session) Units(k int) *big.Int { return new(big.Int).Mul(s.Tick, big.NewInt(int64(k))) }
 
 // streamEnd is how a metered read ended.
 type streamEnd int
@@ -383,39 +394,39 @@ const (
 // message beyond limit (when limit >= 0), and when nothing decisive arrives
 // within the stream timeout, however many stale frames keep coming.
 func (s *Session) read(limit int) (n int, nv frame.NeedVoucher, end streamEnd, last peer.Event) {
-	t := s.c.r.t
+	t := s.C.r.t
 	deadline := time.Now().Add(t.Stream)
 	for {
 		e, ok := s.Next(time.Until(deadline))
 		switch {
 		case !ok:
-			s.c.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "no needVoucher within %s; %d messages", t.Stream, n)
+			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "no needVoucher within %s; %d messages", t.Stream, n)
 		case e.IsFrame(frame.KindMessage):
 			n++
 			s.Delivered++
 			if limit >= 0 && n > limit {
-				s.c.Failf([]string{fmt.Sprintf("exactly %d messages for the voucher of %s, then a needVoucher", limit, s.paid)}, "message %d: %s%s", n, e, s.afterNote())
+				s.C.Failf([]string{fmt.Sprintf("exactly %d messages for the voucher of %s, then a needVoucher", limit, s.Paid)}, "message %d: %s%s", n, e, s.afterNote())
 			}
 		case e.IsFrame(frame.KindNeedVoucher) && s.stale(e.Frame.NeedVoucher):
 			// A target that repeats needVoucher every poll (mpp-rs) may have
 			// queued this one before the voucher landed; not for long.
 			if time.Since(s.paidAt) > t.Reply {
-				s.c.Failf([]string{"a needVoucher showing the voucher of " + s.paid.String() + " accepted"},
+				s.C.Failf([]string{"a needVoucher showing the voucher of " + s.Paid.String() + " accepted"},
 					"needVoucher still reports acceptedCumulative %s %s after the voucher was sent: %s%s", e.Frame.NeedVoucher.AcceptedCumulative, time.Since(s.paidAt).Round(time.Millisecond), e, s.afterNote())
 			}
-			s.T.Note("stale needVoucher ignored: acceptedCumulative below the %s just paid", s.paid)
+			s.T.Note("stale needVoucher ignored: acceptedCumulative below the %s just paid", s.Paid)
 		case e.IsFrame(frame.KindNeedVoucher):
 			return n, e.Frame.NeedVoucher, endNeedVoucher, e
-		case s.isAck(e):
+		case s.IsAck(e):
 			// Dialect B acknowledges every voucher with a receipt.
-		case s.isEnd(e):
+		case s.IsEnd(e):
 			return n, frame.NeedVoucher{}, endStream, e
 		case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "":
 			// A re-challenge: later vouchers echo it.
 		case e.IsFrame(frame.KindError), e.IsFrame(frame.KindChallenge), e.Closed:
 			return n, frame.NeedVoucher{}, endRefused, e
 		default:
-			s.c.Failf([]string{"message frames, then a needVoucher"}, "%s after %d messages", e, n)
+			s.C.Failf([]string{"message frames, then a needVoucher"}, "%s after %d messages", e, n)
 		}
 	}
 }
@@ -441,23 +452,23 @@ func (s *Session) ReadUntilNeedVoucher() (int, frame.NeedVoucher) {
 func (s *Session) mustContinue(end streamEnd, e peer.Event, n int) {
 	switch end {
 	case endStream:
-		s.c.NotApplicable("the target ended the stream after %d messages on one connection, before the balance this case bought ran out; start it with more messages per connection (the reference streams 60)", s.Delivered)
+		s.C.NotApplicable("the target ended the stream after %d messages on one connection, before the balance this case bought ran out; start it with more messages per connection (the reference streams 60)", s.Delivered)
 	case endRefused:
-		s.c.Failf([]string{"message frames for the voucher of " + s.paid.String() + ", then a needVoucher"}, "%s after %d messages", e, n)
+		s.C.Failf([]string{"message frames for the voucher of " + s.Paid.String() + ", then a needVoucher"}, "%s after %d messages", e, n)
 	}
 }
 
 // stale reports whether nv predates the last voucher paid on purpose.
 func (s *Session) stale(nv frame.NeedVoucher) bool {
 	acc, ok := new(big.Int).SetString(nv.AcceptedCumulative, 10)
-	return ok && s.paid != nil && acc.Cmp(s.paid) < 0
+	return ok && s.Paid != nil && acc.Cmp(s.Paid) < 0
 }
 
-// checkNeedVoucher checks a needVoucher against the suite's accounting and
+// CheckNeedVoucher checks a needVoucher against the suite's accounting and
 // adopts its numbers: requiredCumulative = spent + tick, acceptedCumulative
 // = the highest accepted voucher, deposit = the channel deposit.
-func (s *Session) checkNeedVoucher(nv frame.NeedVoucher, accepted *big.Int) {
-	c := s.c
+func (s *Session) CheckNeedVoucher(nv frame.NeedVoucher, accepted *big.Int) {
+	c := s.C
 	p := s.Ch.Protocol
 	req, err1 := tempo.ParseAmount(nv.RequiredCumulative, p)
 	acc, err2 := tempo.ParseAmount(nv.AcceptedCumulative, p)
@@ -469,34 +480,28 @@ func (s *Session) checkNeedVoucher(nv frame.NeedVoucher, accepted *big.Int) {
 	spent := new(big.Int).Sub(req, s.Tick)
 	c.Check(spent.Cmp(acc) <= 0 && new(big.Int).Sub(acc, spent).Cmp(s.Tick) < 0,
 		"requiredCumulative = spent + tick, with less than one tick left of "+acc.String(), "requiredCumulative %s (spent %s, tick %s)", req, spent, s.Tick)
-	s.acct.accepted.Set(acc)
-	s.acct.spent.Set(spent)
+	s.Acct.Accepted.Set(acc)
+	s.Acct.Spent.Set(spent)
 }
 
 // ExpectUnits expects exactly k messages, then a needVoucher whose numbers
 // match the accounting. It returns the needVoucher.
 func (s *Session) ExpectUnits(k int, accepted *big.Int) frame.NeedVoucher {
-	before := new(big.Int).Set(s.acct.spent)
+	before := new(big.Int).Set(s.Acct.Spent)
 	n, nv, end, e := s.read(k)
 	s.mustContinue(end, e, n)
-	s.c.Check(n == k, fmt.Sprintf("exactly %d messages, then needVoucher", k), "%d messages, then needVoucher", n)
-	s.checkNeedVoucher(nv, accepted)
-	want := new(big.Int).Add(before, s.units(k))
-	s.c.Check(s.acct.spent.Cmp(want) == 0, "spent "+want.String()+" after "+fmt.Sprint(k)+" units",
-		"needVoucher implies spent %s", s.acct.spent)
+	s.C.Check(n == k, fmt.Sprintf("exactly %d messages, then needVoucher", k), "%d messages, then needVoucher", n)
+	s.CheckNeedVoucher(nv, accepted)
+	want := new(big.Int).Add(before, s.Units(k))
+	s.C.Check(s.Acct.Spent.Cmp(want) == 0, "spent "+want.String()+" after "+fmt.Sprint(k)+" units",
+		"needVoucher implies spent %s", s.Acct.Spent)
 	return nv
 }
 
 // ExpectNoUnits asserts that a bad voucher buys nothing: no message or
 // receipt within the quiet window. It returns what the target did instead.
 func (s *Session) ExpectNoUnits(what string) []peer.Event {
-	forbid := Paid
-	if s.Target.B() {
-		// Dialect B may acknowledge a voucher that adds nothing (an equal
-		// one is an idempotent retry): only data would be paid for.
-		forbid = []Outcome{DataFrame}
-	}
-	seen := s.Quiet(s.c.r.t.Quiet+s.c.r.t.Reply/2, forbid)
+	seen := s.Quiet(s.C.r.t.Quiet+s.C.r.t.Reply/2, s.Target.Dialect.Unbought())
 	var kinds []string
 	for _, e := range seen {
 		kinds = append(kinds, e.String())
@@ -504,7 +509,7 @@ func (s *Session) ExpectNoUnits(what string) []peer.Event {
 	if len(kinds) == 0 {
 		kinds = []string{"silence"}
 	}
-	s.c.Observe("%s: no data; target sent %s", what, strings.Join(kinds, ", "))
+	s.C.Observe("%s: no data; target sent %s", what, strings.Join(kinds, ", "))
 	return seen
 }
 
@@ -524,14 +529,14 @@ func maxInt(a, b *big.Int) *big.Int {
 // receipt and returns it, raw and decoded, with the messages delivered
 // during the call.
 func (s *Session) RunToReceipt(batch int) (mpp.SessionReceipt, json.RawMessage, int) {
-	c := s.c
+	c := s.C
 	delivered := 0
 	for round := 0; round < 1000; round++ {
-		before := new(big.Int).Set(s.acct.spent)
+		before := new(big.Int).Set(s.Acct.Spent)
 		paid := s.PayUnits(batch)
-		want := unitsBetween(s, paid, before)
+		want := UnitsBetween(s, paid, before)
 		for n := 0; ; {
-			e, ok := s.Next(s.c.r.t.Stream)
+			e, ok := s.Next(s.C.r.t.Stream)
 			switch {
 			case !ok:
 				c.Failf([]string{"messages, then a needVoucher or the receipt"}, "silence after %d messages", n)
@@ -540,17 +545,17 @@ func (s *Session) RunToReceipt(batch int) (mpp.SessionReceipt, json.RawMessage, 
 				delivered++
 				s.Delivered++
 				continue
-			case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "", s.isAck(e):
+			case e.IsFrame(frame.KindChallenge) && e.Frame.ChallengeError == "", s.IsAck(e):
 				continue
 			case e.IsFrame(frame.KindNeedVoucher):
 				c.Check(n == want, fmt.Sprintf("exactly %d messages for a voucher of %s over spent %s, then needVoucher", want, paid, before),
 					"%d messages, then needVoucher", n)
-				s.checkNeedVoucher(e.Frame.NeedVoucher, paid)
-			case s.isEnd(e):
+				s.CheckNeedVoucher(e.Frame.NeedVoucher, paid)
+			case s.IsEnd(e):
 				c.Check(n <= want, fmt.Sprintf("at most the %d paid messages before the receipt", want), "%d messages", n)
-				r := s.adoptReceipt(e.Frame.Receipt)
-				spent, acc := s.acct.spent, s.acct.accepted
-				wantSpent := plusTicks(s, before, n)
+				r := s.AdoptReceipt(e.Frame.Receipt)
+				spent, acc := s.Acct.Spent, s.Acct.Accepted
+				wantSpent := PlusTicks(s, before, n)
 				c.Check(spent.Cmp(wantSpent) == 0, fmt.Sprintf("receipt spent %s: spent %s before the last voucher plus %d messages since", wantSpent, before, n),
 					"receipt spent %s", spent)
 				c.Check(acc.Cmp(paid) == 0, "receipt acceptedCumulative "+paid.String()+" (the highest voucher sent)", "acceptedCumulative %s", acc)
@@ -566,11 +571,11 @@ func (s *Session) RunToReceipt(batch int) (mpp.SessionReceipt, json.RawMessage, 
 	return mpp.SessionReceipt{}, nil, 0
 }
 
-// plusTicks is a + k ticks of s.
-func plusTicks(s *Session, a *big.Int, k int) *big.Int { return new(big.Int).Add(a, s.units(k)) }
+// PlusTicks is a + k ticks of s.
+func PlusTicks(s *Session, a *big.Int, k int) *big.Int { return new(big.Int).Add(a, s.Units(k)) }
 
-// unitsBetween is how many whole ticks hi - lo holds (0 when hi <= lo).
-func unitsBetween(s *Session, hi, lo *big.Int) int {
+// UnitsBetween is how many whole ticks hi - lo holds (0 when hi <= lo).
+func UnitsBetween(s *Session, hi, lo *big.Int) int {
 	d := new(big.Int).Sub(hi, lo)
 	if d.Sign() <= 0 {
 		return 0
@@ -578,19 +583,19 @@ func unitsBetween(s *Session, hi, lo *big.Int) int {
 	return int(d.Quo(d, s.Tick).Int64())
 }
 
-// adoptReceipt takes the receipt's totals as the channel's state.
-func (s *Session) adoptReceipt(raw json.RawMessage) mpp.SessionReceipt {
+// AdoptReceipt takes the receipt's totals as the channel's state.
+func (s *Session) AdoptReceipt(raw json.RawMessage) mpp.SessionReceipt {
 	var r mpp.SessionReceipt
 	if err := json.Unmarshal(raw, &r); err != nil {
-		s.c.Failf([]string{"a session receipt object"}, "%s: %v", raw, err)
+		s.C.Failf([]string{"a session receipt object"}, "%s: %v", raw, err)
 	}
 	spent, err1 := tempo.ParseAmount(r.Spent, s.Ch.Protocol)
 	acc, err2 := tempo.ParseAmount(r.AcceptedCumulative, s.Ch.Protocol)
-	s.c.Check(err1 == nil && err2 == nil, "decimal spent and acceptedCumulative", "spent %q, acceptedCumulative %q", r.Spent, r.AcceptedCumulative)
-	s.acct.spent.Set(spent)
-	s.acct.accepted.Set(acc)
+	s.C.Check(err1 == nil && err2 == nil, "decimal spent and acceptedCumulative", "spent %q, acceptedCumulative %q", r.Spent, r.AcceptedCumulative)
+	s.Acct.Spent.Set(spent)
+	s.Acct.Accepted.Set(acc)
 	if r.Units != nil {
-		s.acct.units = *r.Units
+		s.Acct.units = *r.Units
 	}
 	return r
 }

@@ -1,9 +1,4 @@
-// Package suite is the MPP WebSocket conformance suite: Ginkgo specs that
-// drive any target over the wire. It is bootstrapped twice: by `go test`
-// against an in-process reference server, and by cmd/conformance against a
-// target URL. Specs read their configuration when they run, never when the
-// tree is built, so both bootstraps share one tree.
-package suite
+package harness
 
 import (
 	"fmt"
@@ -12,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mppws/conformance/fixtures"
+	"github.com/mppws/conformance/suite/connect"
 )
 
 // Config is a run's configuration.
@@ -40,10 +36,16 @@ type Config struct {
 	ReportDir string
 	// Out receives the summary. Ginkgo's own progress goes to stdout.
 	Out io.Writer
+	// Progress, if set, receives case n/N, elapsed time and failures so
+	// far: one redrawn line on a terminal, a line per case otherwise.
+	Progress io.Writer
 	// TargetLabel describes the target in reports ("embedded reference").
 	TargetLabel string
 	// NoColor turns off Ginkgo's colours, for output that is not a terminal.
 	NoColor bool
+	// Connect are the connection options for targets behind TLS, gateways
+	// that want headers, subprotocols or an Origin.
+	Connect connect.Options
 	// Parallel is how many cases may run at once, each on its own
 	// connections and fixture channels. Default 4; 1 runs one at a time.
 	Parallel int
@@ -62,22 +64,26 @@ type Timeouts struct {
 	// Expiry is the longest challenge lifetime the suite will wait out for
 	// the expired-challenge case.
 	Expiry time.Duration
+	// Withhold is how long a client keeps a voucher back while the stream
+	// must stay silent: long enough for a timer-driven leak to show.
+	Withhold time.Duration
 	// Case bounds one case.
 	Case time.Duration
 }
 
 var baseTimeouts = Timeouts{
-	Connect: 5 * time.Second,
-	Reply:   2 * time.Second,
-	Quiet:   300 * time.Millisecond,
-	Stream:  10 * time.Second,
-	Expiry:  10 * time.Second,
-	Case:    60 * time.Second,
+	Connect:  5 * time.Second,
+	Reply:    2 * time.Second,
+	Quiet:    300 * time.Millisecond,
+	Stream:   10 * time.Second,
+	Expiry:   10 * time.Second,
+	Withhold: 3 * time.Second,
+	Case:     60 * time.Second,
 }
 
 func (t Timeouts) scale(f float64) Timeouts {
 	s := func(d time.Duration) time.Duration { return time.Duration(math.Round(float64(d) * f)) }
-	return Timeouts{s(t.Connect), s(t.Reply), s(t.Quiet), s(t.Stream), s(t.Expiry), s(t.Case)}
+	return Timeouts{s(t.Connect), s(t.Reply), s(t.Quiet), s(t.Stream), s(t.Expiry), s(t.Withhold), s(t.Case)}
 }
 
 func (c *Config) validate() error {

@@ -1,4 +1,4 @@
-package suite
+package harness
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
 	"github.com/mppws/conformance/reference/tempo"
+	"github.com/mppws/conformance/suite/connect"
 	"github.com/mppws/conformance/suite/peer"
 )
 
@@ -21,7 +22,7 @@ import (
 // connecting once: its dialect and what its challenge sells.
 type Target struct {
 	URL     string
-	Dialect frame.Dialect
+	Dialect Dialect
 	Intent  string
 	Method  string
 	// TTL is the challenge lifetime seen at discovery (expires - now).
@@ -53,32 +54,32 @@ func protocolOf(r tempo.SessionRequest) tempo.Protocol {
 // A announces itself with a challenge frame right after the upgrade; a
 // dialect B server stays silent and answers an HTTP probe of the same URL
 // with 402.
-func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, wait time.Duration) (*Target, error) {
+func discover(ctx context.Context, d *connect.Dialer, url, dialect string, chs []fixtures.Channel, wait time.Duration) (*Target, error) {
 	var (
 		c    mpp.Challenge
-		d    frame.Dialect
+		dl   Dialect
 		errA error
 	)
 	if dialect != "b" {
 		if dialect == "auto" {
 			wait = min(wait, time.Second) // an A server speaks at once
 		}
-		c, errA = challengeFrame(ctx, url, wait)
-		d = frame.A
+		c, errA = challengeFrame(ctx, d, url, wait)
+		dl = DialectA
 	}
 	if dialect == "b" || (dialect == "auto" && errA != nil) {
 		var errB error
-		if c, _, errB = probe(ctx, url, nil); errB != nil {
+		if c, _, errB = probe(ctx, d, url, nil); errB != nil {
 			if dialect == "b" {
 				return nil, errB
 			}
-			return nil, fmt.Errorf("%s speaks neither dialect: %v; and %v", url, errA, errB)
+			return nil, fmt.Errorf("%s speaks neither dialect: %w; and %w", url, errA, errB)
 		}
-		d = frame.B
+		dl = DialectB
 	} else if errA != nil {
 		return nil, errA
 	}
-	t := &Target{URL: url, Dialect: d, Intent: c.Intent, Method: c.Method}
+	t := &Target{URL: url, Dialect: dl, Intent: c.Intent, Method: c.Method}
 	if exp, err := c.ExpiresAt(); err == nil {
 		t.TTL = time.Until(exp)
 	}
@@ -89,8 +90,8 @@ func discover(ctx context.Context, url, dialect string, chs []fixtures.Channel, 
 }
 
 // challengeFrame reads a dialect A challenge frame from a fresh connection.
-func challengeFrame(ctx context.Context, url string, wait time.Duration) (mpp.Challenge, error) {
-	p, err := peer.Dial(ctx, url, frame.A, peer.NewTranscript(), "")
+func challengeFrame(ctx context.Context, d *connect.Dialer, url string, wait time.Duration) (mpp.Challenge, error) {
+	p, err := peer.Dial(ctx, url, frame.A, peer.NewTranscript(), "", d.DialOptions())
 	if err != nil {
 		return mpp.Challenge{}, err
 	}
@@ -109,9 +110,9 @@ func challengeFrame(ctx context.Context, url string, wait time.Duration) (mpp.Ch
 	return c, nil
 }
 
-// httpURL is the URL a dialect B client probes: ws→http, wss→https, same
+// HTTPURL is the URL a dialect B client probes: ws→http, wss→https, same
 // path and query.
-func httpURL(ws string) string {
+func HTTPURL(ws string) string {
 	switch {
 	case strings.HasPrefix(ws, "ws://"):
 		return "http://" + strings.TrimPrefix(ws, "ws://")
@@ -124,33 +125,33 @@ func httpURL(ws string) string {
 // probe GETs the HTTP twin of a WebSocket URL, as mppx clients do, and
 // returns its tempo/session challenge (or its first challenge) and the
 // response. Anything but a 402 with a Payment challenge is an error.
-func probe(ctx context.Context, url string, header http.Header) (mpp.Challenge, *http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, httpURL(url), nil)
+func probe(ctx context.Context, d *connect.Dialer, url string, header http.Header) (mpp.Challenge, *http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, HTTPURL(url), nil)
 	if err != nil {
 		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", url, err)
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := probeClient.Do(req)
+	resp, err := d.HTTPClient().Do(req)
 	if err != nil {
-		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", httpURL(url), err)
+		return mpp.Challenge{}, nil, fmt.Errorf("probe %s: %w", HTTPURL(url), err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusPaymentRequired {
-		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: HTTP %d, want 402 with a Payment challenge", httpURL(url), resp.StatusCode)
+		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: HTTP %d, want 402 with a Payment challenge", HTTPURL(url), resp.StatusCode)
 	}
 	var all []mpp.Challenge
 	for _, h := range resp.Header.Values("WWW-Authenticate") {
 		cs, err := mpp.ParseChallenges(h)
 		if err != nil {
-			return mpp.Challenge{}, resp, fmt.Errorf("probe %s: WWW-Authenticate %q: %w", httpURL(url), h, err)
+			return mpp.Challenge{}, resp, fmt.Errorf("probe %s: WWW-Authenticate %q: %w", HTTPURL(url), h, err)
 		}
 		all = append(all, cs...)
 	}
 	if len(all) == 0 {
-		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: 402 without a Payment challenge", httpURL(url))
+		return mpp.Challenge{}, resp, fmt.Errorf("probe %s: 402 without a Payment challenge", HTTPURL(url))
 	}
 	for _, c := range all {
 		if c.Method == "tempo" && c.Intent == "session" {
@@ -159,8 +160,6 @@ func probe(ctx context.Context, url string, header http.Header) (mpp.Challenge, 
 	}
 	return all[0], resp, nil
 }
-
-var probeClient = &http.Client{Timeout: 30 * time.Second}
 
 // sessionTerms decodes a session request and finds the fixture channels
 // that can pay it.

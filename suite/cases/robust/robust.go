@@ -1,4 +1,4 @@
-package suite
+package robust
 
 import (
 	"bufio"
@@ -19,8 +19,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/mpp"
+	"github.com/mppws/conformance/suite/harness"
 	"github.com/mppws/conformance/suite/peer"
 )
 
@@ -69,12 +72,12 @@ func robustClip(s string) string {
 // A message or receipt frame fails the case at once: unpaid input never buys
 // data. The end of the connection fails it too unless mayClose. Error
 // frames, challenge frames and silence are the allowed reactions.
-func robustAfter(cn *Conn, d time.Duration, mayClose bool) robustReaction {
-	r := robustReaction{events: cn.Quiet(d, Paid)}
+func robustAfter(cn *harness.Conn, d time.Duration, mayClose bool) robustReaction {
+	r := robustReaction{events: cn.Quiet(d, harness.Paid)}
 	if n := len(r.events); n > 0 && r.events[n-1].Closed {
 		e := r.events[n-1]
 		if !mayClose {
-			cn.c.Failf([]string{"an error frame", "silence (ignored), the connection left open"}, "%s at %+.3fs", e, e.At.Seconds())
+			cn.C.Failf([]string{"an error frame", "silence (ignored), the connection left open"}, "%s at %+.3fs", e, e.At.Seconds())
 		}
 		r.closed = true
 	}
@@ -83,11 +86,11 @@ func robustAfter(cn *Conn, d time.Duration, mayClose bool) robustReaction {
 
 // robustNoData is the window in which data bought by a hostile input would
 // show: as long as a bad voucher is given to show it buys nothing.
-func robustNoData(c *C) time.Duration { return c.r.t.Quiet + c.r.t.Reply/2 }
+func robustNoData(c *harness.C) time.Duration { return c.Timeouts.Quiet + c.Timeouts.Reply/2 }
 
 // robustServes dials t afresh, pays and expects the paid flow: the target
 // is still up and serving. It returns the number of messages.
-func robustServes(c *C, t *Target) int {
+func robustServes(c *harness.C, t *harness.Target) int {
 	cn := c.Dial(t)
 	s := c.PayValid(cn)
 	return c.ExpectServed(cn, s)
@@ -95,7 +98,7 @@ func robustServes(c *C, t *Target) int {
 
 // robustUsable expects cn to be open and then to serve a valid credential.
 // It returns the number of messages and the session paid from, if any.
-func robustUsable(c *C, cn *Conn, why string) (int, *Session) {
+func robustUsable(c *harness.C, cn *harness.Conn, why string) (int, *harness.Session) {
 	cn.ExpectOpen(why)
 	s := c.PayValid(cn)
 	return c.ExpectServed(cn, s), s
@@ -105,23 +108,23 @@ func robustUsable(c *C, cn *Conn, why string) (int, *Session) {
 // session channel s, stays open: a fresh payment on s's channel would wake
 // both streams to compete for its units, so the fresh connection pays from
 // another channel (or, with one channel, busy is closed first).
-func robustServesBeside(c *C, t *Target, busy *Conn, s *Session) int {
+func robustServesBeside(c *harness.C, t *harness.Target, busy *harness.Conn, s *harness.Session) int {
 	if s == nil {
 		return robustServes(c, t)
 	}
-	for _, ch := range c.leased() {
+	for _, ch := range c.Leased() {
 		if ch.ID != s.Ch.ID {
-			return c.OpenSession(only(ch)).Delivered
+			return c.OpenSession(harness.Only(ch)).Delivered
 		}
 	}
 	busy.CloseNormally()
-	time.Sleep(c.r.t.Quiet)
+	time.Sleep(c.Timeouts.Quiet)
 	return robustServes(c, t)
 }
 
 // robustValidAuth is a valid credential string for cn's challenge, with the
 // session it pays from (nil for a charge).
-func robustValidAuth(c *C, cn *Conn) (string, *Session) {
+func robustValidAuth(c *harness.C, cn *harness.Conn) (string, *harness.Session) {
 	p, s := c.ValidPayload(cn)
 	return cn.Authorization(cn.Challenge, p), s
 }
@@ -136,7 +139,7 @@ type robustFlow struct {
 // robustChargeFlow dials t with its own transcript, reads the challenge,
 // signals ready and waits for start, pays and reads the stream to its
 // receipt. It never fails the case: it runs off the spec goroutine.
-func robustChargeFlow(ctx context.Context, tm Timeouts, t *Target, name string, ready func(), start <-chan struct{}) (r robustFlow) {
+func robustChargeFlow(ctx context.Context, tm harness.Timeouts, opts *websocket.DialOptions, t *harness.Target, name string, ready func(), start <-chan struct{}) (r robustFlow) {
 	r.tr = peer.NewTranscript()
 	readied := false
 	defer func() {
@@ -145,7 +148,7 @@ func robustChargeFlow(ctx context.Context, tm Timeouts, t *Target, name string, 
 		}
 	}()
 	dctx, cancel := context.WithTimeout(ctx, tm.Connect)
-	p, err := peer.Dial(dctx, t.URL, t.Dialect, r.tr, name)
+	p, err := peer.Dial(dctx, t.URL, t.Dialect, r.tr, name, opts)
 	cancel()
 	if err != nil {
 		r.err = err
@@ -161,12 +164,12 @@ func robustChargeFlow(ctx context.Context, tm Timeouts, t *Target, name string, 
 		r.err = fmt.Errorf("first frame %s, want a challenge", e)
 		return r
 	}
-	ch, err := challengeOf(e.Frame)
+	ch, err := harness.ChallengeOf(e.Frame)
 	if err != nil {
 		r.err = fmt.Errorf("challenge object: %w", err)
 		return r
 	}
-	payload, _ := json.Marshal(TestPayload)
+	payload, _ := json.Marshal(harness.TestPayload)
 	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: ch, Payload: payload})
 	if err != nil {
 		r.err = err
@@ -217,13 +220,13 @@ type robustRound struct {
 
 // robustSessionRound sends auth on s and reads until a needVoucher or the
 // receipt. It never fails the case: it runs off the spec goroutine.
-func robustSessionRound(ctx context.Context, s *Session, auth string) (r robustRound) {
+func robustSessionRound(ctx context.Context, s *harness.Session, auth string) (r robustRound) {
 	if err := s.Peer.Send(ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}); err != nil {
 		r.err = err.Error()
 		return r
 	}
 	for {
-		e, ok := s.Next(s.c.r.t.Reply)
+		e, ok := s.Next(s.C.Timeouts.Reply)
 		switch {
 		case !ok:
 			r.err = fmt.Sprintf("silence after %d messages", r.n)
@@ -237,9 +240,9 @@ func robustSessionRound(ctx context.Context, s *Session, auth string) (r robustR
 			nv := e.Frame.NeedVoucher
 			r.nv = &nv
 			return r
-		case s.isAck(e):
+		case s.IsAck(e):
 			// Dialect B acknowledges the voucher.
-		case s.isEnd(e):
+		case s.IsEnd(e):
 			r.receipt = e.Frame.Receipt
 			return r
 		default:
@@ -251,23 +254,23 @@ func robustSessionRound(ctx context.Context, s *Session, auth string) (r robustR
 
 // robustSessionAuth signs a voucher for k ticks over what s's channel has
 // accepted, on the spec goroutine, and returns the credential and amount.
-func robustSessionAuth(s *Session, k int) (string, *big.Int) {
-	amount := new(big.Int).Add(s.acct.accepted, s.units(k))
-	if amount.Cmp(s.acct.signed) <= 0 {
-		amount.Add(s.acct.signed, s.units(k))
+func robustSessionAuth(s *harness.Session, k int) (string, *big.Int) {
+	amount := new(big.Int).Add(s.Acct.Accepted, s.Units(k))
+	if amount.Cmp(s.Acct.Signed) <= 0 {
+		amount.Add(s.Acct.Signed, s.Units(k))
 	}
 	return s.Authorization(s.Challenge, s.Voucher(amount)), amount
 }
 
 // robustRounds sends one credential per session at once and waits for all.
-func robustRounds(c *C, ss []*Session, auths []string) []robustRound {
+func robustRounds(c *harness.C, ss []*harness.Session, auths []string) []robustRound {
 	out := make([]robustRound, len(ss))
 	var wg sync.WaitGroup
 	for i := range ss {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = robustSessionRound(c.ctx, ss[i], auths[i])
+			out[i] = robustSessionRound(c.Ctx, ss[i], auths[i])
 		}()
 	}
 	wg.Wait()
@@ -286,7 +289,7 @@ const robustWSGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // robustBareDial connects to a ws:// or wss:// URL and performs the
 // upgrade.
-func robustBareDial(ctx context.Context, raw string, writeTimeout time.Duration) (*robustBare, error) {
+func robustBareDial(ctx context.Context, raw string, tlsConfig *tls.Config, writeTimeout time.Duration) (*robustBare, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, err
@@ -304,7 +307,8 @@ func robustBareDial(ctx context.Context, raw string, writeTimeout time.Duration)
 	case "ws":
 		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", host)
 	case "wss":
-		conn, err = (&tls.Dialer{Config: &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}}).DialContext(ctx, "tcp", host)
+		tlsConfig.ServerName, tlsConfig.NextProtos = u.Hostname(), []string{"http/1.1"}
+		conn, err = (&tls.Dialer{Config: tlsConfig}).DialContext(ctx, "tcp", host)
 	default:
 		return nil, fmt.Errorf("scheme %q: want ws or wss", u.Scheme)
 	}
@@ -423,50 +427,69 @@ func (b *robustBare) writeText(p []byte) error {
 
 func (b *robustBare) Close() { b.conn.Close() }
 
-// robustCases declares the robustness cases.
-func robustCases(g *registry) {
-	g.Case("WS-ROBUST-001", func(c *C) {
+// Cases are the robustness cases, each with its catalogue entry.
+func Cases() []harness.Case {
+	return []harness.Case{robust001, robust002, robust003, robust004, robust005, robust006, robust007, robust008, robust009, robust010, robust011, robust012, robust013, robust014, robust015, robust016}
+}
+
+var robust001 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-001", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
+	Title:       "non-JSON text frame is survived",
+	Requirement: "A text frame that is not JSON gets an error frame or is ignored; the connection stays open and a valid credential is then served.",
+	Source:      "ws-dialects.md §1.3, §5 scenario 14"},
+	Run: func(c *harness.C) {
 		cn := c.Dial(c.Target())
 		var got []string
 		for _, text := range []string{"this is not JSON", cn.Frame(`{"$tag":"$cred","$cred":`)} {
 			cn.SendText(text)
-			got = append(got, robustAfter(cn, c.r.t.Quiet, false).String())
+			got = append(got, robustAfter(cn, c.Timeouts.Quiet, false).String())
 		}
 		n, _ := robustUsable(c, cn, "after non-JSON text frames")
 		c.Observe("non-JSON text frames: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
-	})
+	}}
 
-	g.Case("WS-ROBUST-002", func(c *C) {
+var robust002 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-002", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
+	Title:       "unknown frame type is survived",
+	Requirement: "A JSON frame with an unknown type gets an error frame or is ignored; the connection stays usable.",
+	Source:      "ws-dialects.md §1.3, §5 scenario 14"},
+	Run: func(c *harness.C) {
 		cn := c.Dial(c.Target())
 		var got []string
 		for _, text := range []string{cn.Frame(`{"$tag":"subscribe","params":["newHeads"]}`), cn.Frame(`{"$tag":"hello"}`)} {
 			cn.SendText(text)
-			got = append(got, robustAfter(cn, c.r.t.Quiet, false).String())
+			got = append(got, robustAfter(cn, c.Timeouts.Quiet, false).String())
 		}
 		n, _ := robustUsable(c, cn, "after frames of unknown type")
 		c.Observe("unknown frame types: %s; then served (%d messages) on the same connection", strings.Join(got, "; "), n)
-	})
+	}}
 
-	g.Case("WS-ROBUST-003", func(c *C) {
+var robust003 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-003", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsAny,
+	Title:       "binary frame delivers nothing and the target stays up",
+	Requirement: "A binary frame gets an error frame, a close, or is ignored; no application data follows; other connections are served.",
+	Source:      "ws-dialects.md §1.3, §5 scenario 15"},
+	Run: func(c *harness.C) {
 		t := c.Target()
 		cn := c.Dial(t)
 		auth, _ := robustValidAuth(c, cn)
 		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
 		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
-		if err := cn.Peer.SendBinary(c.ctx, b); err != nil {
+		if err := cn.Peer.SendBinary(c.Ctx, b); err != nil {
 			c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
 		}
 		r := robustAfter(cn, robustNoData(c), true)
 		n := robustServes(c, t)
 		c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
-	})
+	}}
 
-	g.Case("WS-ROBUST-004", func(c *C) {
+var robust004 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-004", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
+	Title:       "oversize frame is bounded",
+	Requirement: "A 2 MiB frame is refused (close 1009, error frame or close) or ignored without delivering data; the target keeps serving.",
+	Source:      "ws-dialects.md §5 scenario 17"},
+	Run: func(c *harness.C) {
 		t := c.Target()
 		cn := c.Dial(t)
 		huge := cn.Frame(`{"$tag":"$cred","$cred":"Payment `) + strings.Repeat("A", 2<<20) + `"}`
 		written := "written"
-		if err := cn.Peer.SendText(c.ctx, []byte(huge)); err != nil {
+		if err := cn.Peer.SendText(c.Ctx, []byte(huge)); err != nil {
 			written = fmt.Sprintf("write failed (%v)", err)
 		}
 		r := robustAfter(cn, robustNoData(c), true)
@@ -481,21 +504,25 @@ func robustCases(g *registry) {
 		}
 		n := robustServes(c, t)
 		c.Observe("2 MiB text frame (%s): %s: %s; a fresh connection was served (%d messages)", written, how, r, n)
-	})
+	}}
 
-	g.Case("WS-ROBUST-005", func(c *C) {
+var robust005 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-005", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
+	Title:       "credential flood is bounded",
+	Requirement: "500 forged credentials sent at once deliver no data, and the target keeps serving other connections.",
+	Source:      "ws-dialects.md §5 scenario 16"},
+	Run: func(c *harness.C) {
 		t := c.Target()
 		cn := c.Dial(t)
 		p, _ := c.ValidPayload(cn)
 		echo := cn.Challenge
-		echo.ID = forgedID
+		echo.ID = harness.ForgedID
 		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p)})
 		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
 		const flood = 500
 		sent := 0
 		var werr error
 		for ; sent < flood; sent++ {
-			if werr = cn.Peer.SendText(c.ctx, b); werr != nil {
+			if werr = cn.Peer.SendText(c.Ctx, b); werr != nil {
 				break
 			}
 		}
@@ -506,25 +533,29 @@ func robustCases(g *registry) {
 			wrote = fmt.Sprintf("%d of %d written before the write failed", sent, flood)
 		}
 		c.Observe("%d forged credentials (%s): %s; a fresh connection was served (%d messages)", flood, wrote, r, n)
-	})
+	}}
 
-	g.Case("WS-ROBUST-006", func(c *C) {
+var robust006 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-006", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone, Channels: 2,
+	Title:       "a client that stops reading does not stall others",
+	Requirement: "While one paid connection never reads, other connections are served completely.",
+	Source:      "suite requirement: bounded resources against hostile peers"},
+	Run: func(c *harness.C) {
 		t := c.Target()
-		var bareSession *Session
+		var bareSession *harness.Session
 		if t.Intent == "session" {
 			// The bare client pays from the last channel and the normal
 			// flow (PayValid) from the first, so they do not compete for
 			// one balance.
-			c.channel(t, AnyChannel) // leases two channels (catalogue: Channels 2)
-			ch := c.leased()[1]
-			bareSession = &Session{Conn: &Conn{c: c, Target: t}, Ch: ch, Tick: t.Tick, acct: c.r.wallet.account(ch.ID)}
+			c.Channel(t, harness.AnyChannel) // leases two channels (catalogue: Channels 2)
+			ch := c.Leased()[1]
+			bareSession = c.SessionOn(c.Unconnected(t), ch)
 		}
 		var ch mpp.Challenge
 		if t.B() {
 			ch = c.Probe(t, nil) // dialect B: the challenge comes from the probe
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.r.t.Connect)
-		bare, err := robustBareDial(ctx, t.URL, c.r.t.Reply)
+		ctx, cancel := context.WithTimeout(c.Ctx, c.Timeouts.Connect)
+		bare, err := robustBareDial(ctx, t.URL, c.TLSConfig(), c.Timeouts.Reply)
 		if err != nil {
 			cancel()
 			c.Failf([]string{"a WebSocket upgrade"}, "bare client: %v", err)
@@ -543,16 +574,16 @@ func robustCases(g *registry) {
 				cancel()
 				c.Failf([]string{"a challenge frame first"}, "bare client: %s (%v)", first, err)
 			}
-			ch, err = challengeOf(f)
+			ch, err = harness.ChallengeOf(f)
 			c.Check(err == nil, "a challenge object", "%s: %v", f.Challenge, err)
 		}
 		cancel()
 		var auth string
 		if bareSession != nil {
 			bareSession.Challenge = ch
-			auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.nextAmount()))
+			auth = bareSession.Authorization(ch, bareSession.Voucher(bareSession.NextAmount()))
 		} else {
-			auth = (&Conn{c: c, Target: t}).Authorization(ch, TestPayload)
+			auth = c.Unconnected(t).Authorization(ch, harness.TestPayload)
 		}
 		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
 		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
@@ -561,13 +592,17 @@ func robustCases(g *registry) {
 			c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
 		}
 		c.T.Note("[bare] paid; it never reads again")
-		time.Sleep(c.r.t.Quiet) // the target starts streaming into a socket nobody reads
+		time.Sleep(c.Timeouts.Quiet) // the target starts streaming into a socket nobody reads
 		start := time.Now()
 		n := robustServes(c, t)
 		c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
-	})
+	}}
 
-	g.Case("WS-ROBUST-007", func(c *C) {
+var robust007 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-007", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsCharge, Schedule: harness.Alone,
+	Title:       "100 concurrent charge flows complete",
+	Requirement: "100 connections paying at once each receive their stream and a receipt.",
+	Source:      "suite requirement: concurrency"},
+	Run: func(c *harness.C) {
 		t := c.Target()
 		const flows = 100
 		c.T.Note("%d concurrent charge flows, each with its own transcript; failing ones are quoted below", flows)
@@ -580,7 +615,7 @@ func robustCases(g *registry) {
 		for i := range flows {
 			go func() {
 				defer done.Done()
-				out[i] = robustChargeFlow(c.ctx, c.r.t, t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
+				out[i] = robustChargeFlow(c.Ctx, c.Timeouts, c.DialOptions(), t, fmt.Sprintf("f%03d", i+1), ready.Done, start)
 			}()
 		}
 		ready.Wait()
@@ -606,14 +641,18 @@ func robustCases(g *registry) {
 			c.Failf([]string{fmt.Sprintf("all %d flows: messages, then a receipt", flows)}, "%d of %d flows failed:\n%s", len(failed), flows, strings.Join(failed, "\n"))
 		}
 		c.Observe("%d concurrent charge flows each got %d–%d messages and a receipt, in %s", flows, minN, maxN, took.Round(time.Millisecond))
-	})
+	}}
 
-	g.Case("WS-ROBUST-008", func(c *C) {
+var robust008 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-008", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession, Schedule: harness.Alone, Channels: harness.AllChannels,
+	Title:       "concurrent sessions on every fixture channel are correct",
+	Requirement: "One session per matching fixture channel, all at once, each delivers exactly its paid units and a correct receipt.",
+	Source:      "protocol.md §6.6 (per-channel linearizability)"},
+	Run: func(c *harness.C) {
 		t := c.Target()
-		var ss []*Session
-		c.channel(t, AnyChannel) // leases every open channel (catalogue: AllChannels)
-		for _, ch := range c.leased() {
-			ss = append(ss, c.OpenSession(only(ch)))
+		var ss []*harness.Session
+		c.Channel(t, harness.AnyChannel) // leases every open channel (catalogue: AllChannels)
+		for _, ch := range c.Leased() {
+			ss = append(ss, c.OpenSession(harness.Only(ch)))
 		}
 		// Every channel at once: k ticks each, exactly k messages each.
 		const k = 3
@@ -622,7 +661,7 @@ func robustCases(g *registry) {
 		before := make([]*big.Int, len(ss))
 		for i, s := range ss {
 			auths[i], amounts[i] = robustSessionAuth(s, k)
-			before[i] = new(big.Int).Set(s.acct.spent)
+			before[i] = new(big.Int).Set(s.Acct.Spent)
 		}
 		for i, r := range robustRounds(c, ss, auths) {
 			s := ss[i]
@@ -633,13 +672,13 @@ func robustCases(g *registry) {
 				c.Failf([]string{fmt.Sprintf("on every channel at once: exactly %d messages, then needVoucher", k)}, "%s (%s): %s", s.Name, s.Ch.Name, r.err)
 			}
 			c.Check(r.n == k, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", k, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
-			s.checkNeedVoucher(*r.nv, amounts[i])
-			want := new(big.Int).Add(before[i], s.units(k))
-			c.Check(s.acct.spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.acct.spent)
+			s.CheckNeedVoucher(*r.nv, amounts[i])
+			want := new(big.Int).Add(before[i], s.Units(k))
+			c.Check(s.Acct.Spent.Cmp(want) == 0, fmt.Sprintf("spent %s on %s after %d units", want, s.Ch.Name, k), "needVoucher implies spent %s", s.Acct.Spent)
 		}
 		// Then every stream to its receipt, all at once, 20 ticks a round.
 		const step = 20
-		active := append([]*Session(nil), ss...)
+		active := append([]*harness.Session(nil), ss...)
 		var receipts []string
 		for round := 0; len(active) > 0; round++ {
 			if round >= 500 {
@@ -650,9 +689,9 @@ func robustCases(g *registry) {
 			before := make([]*big.Int, len(active))
 			for i, s := range active {
 				auths[i], amounts[i] = robustSessionAuth(s, step)
-				before[i] = new(big.Int).Set(s.acct.spent)
+				before[i] = new(big.Int).Set(s.Acct.Spent)
 			}
-			var next []*Session
+			var next []*harness.Session
 			for i, r := range robustRounds(c, active, auths) {
 				s := active[i]
 				if r.err != "" {
@@ -660,27 +699,31 @@ func robustCases(g *registry) {
 				}
 				if r.nv != nil {
 					c.Check(r.n == step, fmt.Sprintf("exactly %d messages on %s (%s), then needVoucher", step, s.Name, s.Ch.Name), "%d messages, then needVoucher", r.n)
-					s.checkNeedVoucher(*r.nv, amounts[i])
+					s.CheckNeedVoucher(*r.nv, amounts[i])
 					next = append(next, s)
 					continue
 				}
 				var rc mpp.SessionReceipt
 				c.Check(json.Unmarshal(r.receipt, &rc) == nil, "a session receipt object", "%s", r.receipt)
-				spent := new(big.Int).Add(before[i], s.units(r.n))
+				spent := new(big.Int).Add(before[i], s.Units(r.n))
 				c.Check(r.n <= step, fmt.Sprintf("at most %d messages for %d ticks on %s", step, step, s.Ch.Name), "%d messages, then the receipt", r.n)
 				c.Check(rc.Status == "success" && strings.EqualFold(rc.ChannelID, s.Ch.ID.String()),
 					"a success receipt for channel "+s.Ch.ID.String(), "status %q, channelId %q", rc.Status, rc.ChannelID)
 				c.Check(rc.Spent == spent.String(), fmt.Sprintf("receipt spent %s on %s (what was delivered)", spent, s.Ch.Name), "spent %q", rc.Spent)
 				c.Check(rc.AcceptedCumulative == amounts[i].String(), fmt.Sprintf("receipt acceptedCumulative %s on %s (the last voucher)", amounts[i], s.Ch.Name), "acceptedCumulative %q", rc.AcceptedCumulative)
-				s.adoptReceipt(r.receipt)
+				s.AdoptReceipt(r.receipt)
 				receipts = append(receipts, fmt.Sprintf("%s: %d messages, spent %s", s.Ch.Name, s.Delivered, rc.Spent))
 			}
 			active = next
 		}
 		c.Observe("%d sessions at once: each delivered exactly its paid units; receipts %s", len(ss), strings.Join(receipts, "; "))
-	})
+	}}
 
-	g.Case("WS-ROBUST-009", func(c *C) {
+var robust009 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-009", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
+	Title:       "mistyped frame fields are survived",
+	Requirement: "Frames whose discriminator or credential field has the wrong JSON type get an error or are ignored; the connection stays usable.",
+	Source:      "ws-dialects.md §1 (deserialisation errors)"},
+	Run: func(c *harness.C) {
 		t := c.Target()
 		cn := c.Dial(t)
 		var got []string
@@ -691,14 +734,18 @@ func robustCases(g *registry) {
 			cn.Frame(`{"$tag":["$cred"]}`),
 		} {
 			cn.SendText(text)
-			got = append(got, text+" → "+robustAfter(cn, c.r.t.Quiet, false).String())
+			got = append(got, text+" → "+robustAfter(cn, c.Timeouts.Quiet, false).String())
 		}
 		n, s := robustUsable(c, cn, "after mistyped frames")
 		m := robustServesBeside(c, t, cn, s)
 		c.Observe("%s; then served on the same connection (%d messages) and on a fresh one (%d)", strings.Join(got, "; "), n, m)
-	})
+	}}
 
-	g.Case("WS-ROBUST-010", func(c *C) {
+var robust010 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-010", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny,
+	Title:       "empty and deeply nested frames are survived",
+	Requirement: "An empty text frame and a 100,000-deep JSON array neither crash the target nor deliver data.",
+	Source:      "suite requirement: bad input never crashes"},
+	Run: func(c *harness.C) {
 		t := c.Target()
 		const depth = 100_000
 		small := 15_000 // deeper than common parser limits, within a 32 KiB frame
@@ -713,10 +760,10 @@ func robustCases(g *registry) {
 		for _, in := range inputs {
 			cn := c.Dial(t)
 			note := ""
-			if err := cn.Peer.SendText(c.ctx, []byte(cn.Frame(in.text))); err != nil {
+			if err := cn.Peer.SendText(c.Ctx, []byte(cn.Frame(in.text))); err != nil {
 				note = " (write failed: the target closed first)"
 			}
-			r := robustAfter(cn, c.r.t.Quiet, true)
+			r := robustAfter(cn, c.Timeouts.Quiet, true)
 			if !r.closed {
 				cn.ExpectOpen("or closed after the " + in.name)
 			}
@@ -724,22 +771,30 @@ func robustCases(g *registry) {
 		}
 		n := robustServes(c, t)
 		c.Observe("%s; a fresh connection was served (%d messages)", strings.Join(got, "; "), n)
-	})
+	}}
 
-	g.Case("WS-ROBUST-011", func(c *C) {
+var robust011 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-011", Area: harness.AreaRobust, Level: harness.SHOULD, Dialects: harness.A, Needs: harness.NeedsAny,
+	Title:       "ping before paying keeps the connection",
+	Requirement: "A WebSocket ping before the credential is answered and does not end the connection.",
+	Source:      "ws-dialects.md §6 A6"},
+	Run: func(c *harness.C) {
 		cn := c.Dial(c.Target())
 		began := time.Now()
 		cn.ExpectOpen("answering a ping before the credential")
 		rtt := time.Since(began)
-		cn.Quiet(c.r.t.Quiet, append([]Outcome{Closed}, Paid...))
+		cn.Quiet(c.Timeouts.Quiet, append([]harness.Outcome{harness.Closed}, harness.Paid...))
 		s := c.PayValid(cn)
 		n := c.ExpectServed(cn, s)
 		c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
-	})
+	}}
 
-	g.Case("WS-ROBUST-012", func(c *C) {
+var robust012 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-012", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone,
+	Title:       "silent client",
+	Requirement: "Records what the target does with a connection that never pays, over a short window.",
+	Source:      "ws-dialects.md §5 scenario 2, §6 B5"},
+	Run: func(c *harness.C) {
 		cn := c.Dial(c.Target())
-		window := 2*c.r.t.Quiet + c.r.t.Reply
+		window := 2*c.Timeouts.Quiet + c.Timeouts.Reply
 		var seen []string
 		deadline := time.Now().Add(window)
 		for {
@@ -761,12 +816,16 @@ func robustCases(g *registry) {
 			return
 		}
 		c.Observe("silent client, within %s after the challenge: %s", window, strings.Join(seen, "; "))
-	})
+	}}
 
-	g.Case("WS-ROBUST-013", func(c *C) {
+var robust013 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-013", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.AfterHostile,
+	Title:       "target still serves after the hostile cases",
+	Requirement: "After every robustness case a fresh connection completes a paid flow.",
+	Source:      "suite requirement: the target stays up"},
+	Run: func(c *harness.C) {
 		var got []string
-		for _, t := range c.r.targets {
-			if !payable(t) {
+		for _, t := range c.Targets() {
+			if !harness.Payable(t) {
 				got = append(got, t.URL+": not payable by the suite, skipped")
 				continue
 			}
@@ -774,5 +833,90 @@ func robustCases(g *registry) {
 			got = append(got, fmt.Sprintf("%s: served %d messages", t.URL, n))
 		}
 		c.Observe("after the robustness cases: %s", strings.Join(got, "; "))
-	})
-}
+	}}
+
+var robust014 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-014", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.B, Needs: harness.NeedsAny, Schedule: harness.Alone,
+	Title:       "more than 32 queued payment frames is 429",
+	Requirement: "40 authorization frames sent at once get payment-error with status 429 and a close 1008, and the target keeps serving.",
+	Source:      "ws-dialects.md §2.3 (work queue), §5 scenario 16"},
+	Run: func(c *harness.C) {
+		s := c.OpenSession(harness.AnyChannel)
+		accepted := new(big.Int).Set(s.Acct.Accepted)
+		s.Close()
+		t := c.Connect(s.Ch)
+		// Equal vouchers: each is a valid idempotent retry, so only the
+		// queue limit can refuse them.
+		auth := t.Authorization(t.Challenge, t.Voucher(accepted))
+		sent := 0
+		for ; sent < 100; sent++ {
+			if t.Peer.Send(c.Ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}) != nil {
+				break
+			}
+		}
+		deadline := time.Now().Add(c.Timeouts.Stream)
+		var saw []string
+		for time.Now().Before(deadline) {
+			e, ok := t.Next(time.Until(deadline))
+			if !ok {
+				break
+			}
+			switch {
+			case e.IsFrame(frame.KindError):
+				c.Check(e.Frame.Status == http.StatusTooManyRequests, "payment-error with status 429", "%s", e)
+				e, _ = t.Expect(c.Timeouts.Reply, []harness.Outcome{harness.Closed}, []harness.Outcome{harness.DataFrame})
+				c.Check(e.Code == websocket.StatusPolicyViolation, "close 1008 after the 429", "%s", e)
+				c.Observe("%d frames written; %d receipts, then 429 and %s", sent, t.Seen[frame.KindReceipt], e)
+				robustServes(c, c.Target())
+				return
+			case e.Closed:
+				c.Failf([]string{"payment-error 429, then close 1008"}, "%s after %s", e, strings.Join(saw, ", "))
+			}
+			saw = append(saw, string(e.Frame.Kind))
+		}
+		c.Failf([]string{"payment-error 429, then close 1008"}, "%d frames written; %d receipts, no 429 within %s", sent, t.Seen[frame.KindReceipt], c.Timeouts.Stream)
+	}}
+
+var robust015 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-015", Area: harness.AreaRobust, Level: harness.SHOULD, Dialects: harness.B, Needs: harness.NeedsSession,
+	Title:       "a close request before authorization does not poison the connection",
+	Requirement: "A payment-close-request sent before any authorization leaves the connection usable: a voucher then starts the stream.",
+	Source:      "ws-dialects.md §5 scenario 20, §6 B10"},
+	Run: func(c *harness.C) {
+		t := c.TargetFor(harness.NeedsSession)
+		s := c.Connect(c.Channel(t, harness.AnyChannel))
+		s.Conn.Send(frame.Frame{Kind: frame.KindCloseRequest})
+		s.Quiet(c.Timeouts.Quiet, []harness.Outcome{harness.AnyFrame})
+		amount := s.NextAmount()
+		s.Send(s.Voucher(amount))
+		s.Paid = amount
+		s.ExpectAck(amount)
+		n, nv := s.ReadUntilNeedVoucher()
+		s.CheckNeedVoucher(nv, amount)
+		c.Observe("close request first, then a voucher: %d messages streamed", n)
+	}}
+
+var robust016 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-016", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.B, Needs: harness.NeedsSession,
+	Title:       "binary frames",
+	Requirement: "Records whether a binary frame carrying an authorization is processed as its text (mppx) or refused.",
+	Source:      "ws-dialects.md §2.3 (binary decoded as UTF-8), §5 scenario 15"},
+	Run: func(c *harness.C) {
+		t := c.TargetFor(harness.NeedsSession)
+		s := c.Connect(c.Channel(t, harness.AnyChannel))
+		amount := s.NextAmount()
+		auth := s.Authorization(s.Challenge, s.Voucher(amount))
+		b, _ := frame.B.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
+		if err := s.Peer.SendBinary(c.Ctx, b); err != nil {
+			c.Failf([]string{"the connection open for a binary frame"}, "%v", err)
+		}
+		e, ok := s.Next(c.Timeouts.Reply)
+		switch {
+		case ok && s.IsAck(e):
+			s.Paid = amount
+			n, nv := s.ReadUntilNeedVoucher()
+			s.CheckNeedVoucher(nv, amount)
+			c.Observe("binary authorization processed as text: receipt, then %d messages", n)
+		case ok:
+			c.Observe("binary authorization refused: %s", e)
+		default:
+			c.Observe("binary authorization ignored (silence for %s)", c.Timeouts.Reply)
+		}
+	}}
