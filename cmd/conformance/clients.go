@@ -42,7 +42,7 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	list := fs.Bool("list", false, "print the client case catalogue and exit")
 	strict := fs.Bool("strict", false, "count SHOULD cases: their failures fail the run")
 	scale := fs.Float64("timeout-scale", 1, "multiply every timeout, for slow clients")
-	reportDir := fs.String("report-dir", "", "write conformance.json, summary.txt and junit.xml here, even when the run fails")
+	reportDir := fs.String("report-dir", "", "write conformance.json, summary.txt, report.html and junit.xml here, even when the run fails")
 	expectFail := fs.String("expect-fail", "", "file of client case IDs expected to fail (one per line, # reason); a listed case that passes fails the run")
 	parallel := fs.Int("parallel", 4, "cases run at once with --exec")
 	maxPrepay := fs.Int("max-prepay", 100, "the prepay window: units a client may sign beyond those delivered and the next one")

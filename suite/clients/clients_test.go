@@ -195,3 +195,24 @@ func (w *connector) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestReadmeCatalogue fails when README's client case table is not the
+// catalogue's.
+func TestReadmeCatalogue(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "### Client case catalogue\n\n")
+	if !ok {
+		t.Fatal(`README.md has no "### Client case catalogue" section`)
+	}
+	got, _, _ := strings.Cut(after, "\n\n")
+	want := "| ID | Level | Dialects | Area | Title |\n|---|---|---|---|---|"
+	for _, c := range Catalogue() {
+		want += fmt.Sprintf("\n| %s | %s | %s | %s | %s |", c.ID, c.Level, strings.Join(c.Dialects, ","), c.Area, c.Title)
+	}
+	if got != want {
+		t.Errorf("README.md's client case table differs from the catalogue; replace it with:\n\n%s", want)
+	}
+}

@@ -85,17 +85,17 @@ func (c *Conn) read() {
 			if code := websocket.CloseStatus(err); code >= 0 {
 				desc = fmt.Sprintf("close %d", code)
 			}
-			c.cr.rec.line(c.name, "←", desc)
+			c.cr.rec.line(c.name, received, desc)
 			c.in <- event{closed: true}
 			return
 		}
 		e := event{binary: typ == websocket.MessageBinary, raw: b}
 		kind := "binary"
 		if e.binary {
-			c.cr.rec.line(c.name, "←", fmt.Sprintf("binary frame of %d bytes: %s", len(b), clipFrame(string(b))))
+			c.cr.rec.line(c.name, received, fmt.Sprintf("binary frame of %d bytes: %s", len(b), clipFrame(string(b))))
 			c.cr.rec.addBroken(fmt.Sprintf("a binary frame of %d bytes on %s", len(b), c.name))
 		} else {
-			c.cr.rec.line(c.name, "←", string(b))
+			c.cr.rec.line(c.name, received, string(b))
 			if e.f, e.err = c.d.Decode(b, frame.FromClient); e.err != nil {
 				kind = "undecodable"
 				c.cr.rec.addBroken(fmt.Sprintf("%s: %v: %s", c.name, e.err, clipFrame(string(b))))
@@ -235,13 +235,13 @@ func (c *Conn) Send(f frame.Frame) { c.SendText(mustEncode(c.d, f)) }
 
 // SendText writes raw bytes as a text frame.
 func (c *Conn) SendText(b []byte) {
-	c.cr.rec.line(c.name, "→", string(b))
+	c.cr.rec.line(c.name, sent, string(b))
 	c.write(websocket.MessageText, b)
 }
 
 // SendBinary writes raw bytes as a binary frame.
 func (c *Conn) SendBinary(b []byte) {
-	c.cr.rec.line(c.name, "→", fmt.Sprintf("binary frame of %d bytes: %s", len(b), clipFrame(string(b))))
+	c.cr.rec.line(c.name, sent, fmt.Sprintf("binary frame of %d bytes: %s", len(b), clipFrame(string(b))))
 	c.write(websocket.MessageBinary, b)
 }
 
@@ -252,21 +252,21 @@ func (c *Conn) write(typ websocket.MessageType, b []byte) {
 	ctx, cancel := context.WithTimeout(c.cr.ctx, c.cr.o.scaled(10*time.Second))
 	defer cancel()
 	if err := c.ws.Write(ctx, typ, b); err != nil {
-		c.cr.rec.line(c.name, "•", "write failed: "+err.Error())
+		c.cr.rec.line(c.name, note, "write failed: "+err.Error())
 		c.gone = true
 	}
 }
 
 // Close closes the connection with a handshake.
 func (c *Conn) Close(code websocket.StatusCode, reason string) {
-	c.cr.rec.line(c.name, "→", fmt.Sprintf("close %d %q", code, reason))
+	c.cr.rec.line(c.name, sent, fmt.Sprintf("close %d %q", code, reason))
 	_ = c.ws.Close(code, reason)
 	c.gone = true
 }
 
 // Drop ends the connection without a close frame.
 func (c *Conn) Drop() {
-	c.cr.rec.line(c.name, "→", "connection dropped without a close frame")
+	c.cr.rec.line(c.name, sent, "connection dropped without a close frame")
 	c.stop()
 	c.gone = true
 }
@@ -274,7 +274,7 @@ func (c *Conn) Drop() {
 // PingFlood sends n pings at once and returns how many were answered
 // within the reply time.
 func (c *Conn) PingFlood(n int) int {
-	c.cr.rec.line(c.name, "→", fmt.Sprintf("%d pings at once", n))
+	c.cr.rec.line(c.name, sent, fmt.Sprintf("%d pings at once", n))
 	ctx, cancel := context.WithTimeout(c.cr.ctx, c.cr.o.scaled(reply))
 	defer cancel()
 	var wg sync.WaitGroup
@@ -290,7 +290,7 @@ func (c *Conn) PingFlood(n int) int {
 		})
 	}
 	wg.Wait()
-	c.cr.rec.line(c.name, "←", fmt.Sprintf("%d pongs", answered))
+	c.cr.rec.line(c.name, received, fmt.Sprintf("%d pongs", answered))
 	return answered
 }
 

@@ -139,7 +139,7 @@ func (w *output) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		w.rec.line(w.who, "•", string(w.partial[:i]))
+		w.rec.line(w.who, note, string(w.partial[:i]))
 		w.partial = w.partial[i+1:]
 	}
 	return len(p), nil
@@ -149,7 +149,7 @@ func (w *output) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.partial) > 0 {
-		w.rec.line(w.who, "•", string(w.partial))
+		w.rec.line(w.who, note, string(w.partial))
 		w.partial = nil
 	}
 }

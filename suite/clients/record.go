@@ -20,7 +20,7 @@ type Record struct {
 	start time.Time
 
 	mu     sync.Mutex
-	lines  []string
+	lines  []Entry
 	creds  []*Cred
 	marks  map[string]time.Duration
 	probes []Probe
@@ -48,15 +48,22 @@ func (r *Record) since() time.Duration { return time.Since(r.start) }
 
 // line adds one transcript line: who (a connection name, "http", "stdout",
 // "stderr" or "suite"), a direction and the text.
-func (r *Record) line(who, dir, text string) {
+func (r *Record) line(who string, dir direction, text string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lines = append(r.lines, fmt.Sprintf("%+8.3fs [%s] %s %s", r.since().Seconds(), who, dir, clipFrame(text)))
+	r.lines = append(r.lines, entry(r.since(), who, dir, clipFrame(text)))
+}
+
+// entries returns the transcript.
+func (r *Record) entries() []Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Entry(nil), r.lines...)
 }
 
 // Note adds a suite remark to the transcript.
 func (r *Record) Note(format string, args ...any) {
-	r.line("suite", "•", fmt.Sprintf(format, args...))
+	r.line("suite", note, fmt.Sprintf(format, args...))
 }
 
 // Observe records a fact for the report, and in the transcript.
@@ -92,12 +99,16 @@ func (r *Record) Transcript() string {
 		return "(nothing happened)"
 	}
 	const max = 400
-	if len(r.lines) > max {
-		head := append([]string(nil), r.lines[:max/2]...)
-		head = append(head, fmt.Sprintf("          … %d lines left out …", len(r.lines)-max))
-		return strings.Join(append(head, r.lines[len(r.lines)-max/2:]...), "\n")
+	var out []string
+	for i, e := range r.lines {
+		if len(r.lines) > max && i == max/2 {
+			out = append(out, fmt.Sprintf("          … %d lines left out …", len(r.lines)-max))
+		}
+		if len(r.lines) <= max || i < max/2 || i >= len(r.lines)-max/2 {
+			out = append(out, e.String(600))
+		}
 	}
-	return strings.Join(r.lines, "\n")
+	return strings.Join(out, "\n")
 }
 
 // Creds returns the credentials in arrival order.

@@ -53,7 +53,8 @@ type Config struct {
 	Strict bool
 	// TimeoutScale multiplies every timeout. Default 1.
 	TimeoutScale float64
-	// ReportDir receives conformance.json, summary.txt and junit.xml.
+	// ReportDir receives conformance.json, summary.txt, report.html and
+	// junit.xml.
 	ReportDir string
 	// ExpectFail maps case IDs to the reason they are expected to fail.
 	ExpectFail map[string]string
@@ -177,6 +178,9 @@ func Select(args []string) ([]*Case, error) {
 type outcome struct {
 	duration      time.Duration
 	failure       string
+	expected      []string
+	actual        string
+	transcript    []Entry
 	notApplicable string
 	notRun        string
 	observed      []string
@@ -273,13 +277,15 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			target = "client at " + r.addr
 		}
 	}
-	s := summarize(target, strings.ToUpper(cfg.Dialect), cfg.Strict, results, cfg.ExpectFail)
+	s := summarize(target, strings.ToUpper(cfg.Dialect), cfg.Strict, results)
 	if cfg.ReportDir != "" {
 		if err := writeReports(s, cfg.ReportDir); err != nil {
 			return s, fmt.Errorf("writing reports: %w", err)
 		}
 	}
-	printSummary(cfg.Out, s)
+	if err := printSummary(cfg.Out, s); err != nil {
+		return s, fmt.Errorf("writing the summary: %w", err)
+	}
 	return s, nil
 }
 
@@ -384,6 +390,7 @@ func grade(j *judge) outcome {
 	o := outcome{observed: notes}
 	if len(problems) > 0 {
 		o.failure = failure(j, expected, problems)
+		o.expected, o.actual, o.transcript = expected, strings.Join(problems, "; "), j.rec.entries()
 	}
 	return o
 }

@@ -148,7 +148,7 @@ func (cr *caseRun) issuedChallenge(id string) mpp.Challenge {
 func (cr *caseRun) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		if !cr.o.b() || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
-			cr.rec.line("http", "←", fmt.Sprintf("%s %s (not a WebSocket upgrade): 426", r.Method, r.URL.Path))
+			cr.rec.line("http", received, fmt.Sprintf("%s %s (not a WebSocket upgrade): 426", r.Method, r.URL.Path))
 			http.Error(w, "this case is served over a WebSocket", http.StatusUpgradeRequired)
 			return
 		}
@@ -177,7 +177,7 @@ func (cr *caseRun) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(1 << 20)
 	c := newConn(cr, ws, n)
 	defer c.stop()
-	cr.rec.line(c.name, "•", "client connected to "+r.URL.Path)
+	cr.rec.line(c.name, note, "client connected to "+r.URL.Path)
 	if cr.c.Script != nil {
 		cr.c.Script(c)
 	} else {
@@ -230,8 +230,8 @@ func (cr *caseRun) probe(w http.ResponseWriter, r *http.Request) {
 	if hint != "" {
 		desc += " Payment-Session: " + hint
 	}
-	cr.rec.line("http", "←", desc)
-	cr.rec.line("http", "→", "402 WWW-Authenticate: "+h)
+	cr.rec.line("http", received, desc)
+	cr.rec.line("http", sent, "402 WWW-Authenticate: "+h)
 	w.Header().Set("WWW-Authenticate", h)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusPaymentRequired)
@@ -258,7 +258,7 @@ func (cr *caseRun) verify(c *Conn, raw string) *Cred {
 	cr.mu.Unlock()
 	defer func() {
 		cr.rec.addCred(cred)
-		cr.rec.line(c.name, "•", "verified: "+cred.findings())
+		cr.rec.line(c.name, note, "verified: "+cred.findings())
 	}()
 	cred.Parsed, cred.ParseErr = mpp.ParseAuthorization(raw)
 	if cred.ParseErr != nil {
