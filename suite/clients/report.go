@@ -89,7 +89,7 @@ func verdict(c *Case, o outcome, strict bool, expectFail map[string]string) Resu
 
 // summarize totals a run's results as the server suite does.
 func summarize(target, dialect string, strict bool, results []Result) *Summary {
-	s := &Summary{Kind: report.KindClient, Target: target, Targets: []string{target}, Dialect: dialect, Strict: strict, Results: results}
+	s := &Summary{Kind: report.KindClient, Target: target, Dialect: dialect, Strict: strict, Results: results}
 	s.Tally()
 	return s
 }
