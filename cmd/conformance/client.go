@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/mppws/conformance/fixtures"
@@ -24,6 +25,7 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	timeout := fs.Duration("timeout", 60*time.Second, "limit for the whole run")
 	dialectName := fs.String("dialect", "a", "the server's dialect: a (mpp-rs, in-band challenge) or b (mppx, HTTP 402 probe and signed close)")
 	messages := fs.Int("messages", 0, "dialect b: close the session after this many messages (0: consume the whole stream)")
+	fault := fs.String("fault", "", "run the reference client with this known defect, to watch the client suite catch it ("+clientFaultNames()+")")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,9 +49,12 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case *messages > 0 && dialect != frame.B:
 		return usagef("--messages applies to --dialect b: dialect a has no close request")
 	}
+	if f := refclient.Fault(*fault); f != refclient.FaultNone && !f.Valid() {
+		return usagef("--fault %q: unknown; known: %s", *fault, clientFaultNames())
+	}
 	cfg := refclient.Config{
 		Channel: *name, VoucherUnits: *units, Prepay: *prepay, Timeout: *timeout, Ledger: refclient.NewLedger(),
-		Dialect: dialect, Messages: *messages,
+		Dialect: dialect, Messages: *messages, Fault: refclient.Fault(*fault),
 	}
 	if *channels != "" {
 		chs, err := fixtures.Load(*channels)
@@ -97,6 +102,14 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintln(stdout, string(b))
 	return nil
+}
+
+func clientFaultNames() string {
+	var out []string
+	for _, f := range refclient.Faults {
+		out = append(out, string(f))
+	}
+	return strings.Join(out, ", ")
 }
 
 // parseDialect reads a --dialect value: a or b.

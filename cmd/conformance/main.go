@@ -5,6 +5,7 @@
 //	conformance serve [flags]                            start the reference server
 //	conformance client [flags] <url>                     run the reference client once
 //	conformance load [flags] <url>                       drive many paid sessions at once
+//	conformance clients [flags] [ID or area ...]         grade a client (--exec or --listen)
 package main
 
 import (
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = client(ctx, args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "load":
 		err = loadCmd(ctx, args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "clients":
+		err = clientsCmd(ctx, args[1:], stdout, stderr)
 	default:
 		err = runSuite(ctx, args, stdout, stderr)
 	}

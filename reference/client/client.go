@@ -56,6 +56,9 @@ type Config struct {
 	// settles. Default 0: consume the whole stream. Dialect A has no close
 	// request, so it must be 0 there.
 	Messages int
+	// Fault injects one deliberate defect (a mutant), for proving that the
+	// client conformance suite catches it. Default FaultNone.
+	Fault Fault
 }
 
 // Result is what a successful run saw.
@@ -118,8 +121,16 @@ func Run(ctx context.Context, url string, cfg Config) (Result, error) {
 	if cfg.Dialect == nil {
 		cfg.Dialect = frame.A
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	var cancel context.CancelFunc
+	if cfg.Fault == FaultNoTimeout {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+	}
 	defer cancel()
+	if cfg.Fault != FaultNone && !cfg.Fault.Valid() {
+		return Result{}, &Error{Step: "config", Err: fmt.Errorf("fault %q is unknown", cfg.Fault)}
+	}
 	switch cfg.Dialect.Name() {
 	case frame.A.Name():
 		if cfg.Messages != 0 {
@@ -139,6 +150,7 @@ func Run(ctx context.Context, url string, cfg Config) (Result, error) {
 	ws.SetReadLimit(1 << 20)
 	r := &run{cfg: cfg, dialect: frame.A, ws: ws}
 	r.res.Dialect = frame.A.Name()
+	defer r.count()
 	res, err := r.do(ctx)
 	if err != nil {
 		return Result{}, err
@@ -158,6 +170,7 @@ type run struct {
 	tick    *big.Int
 	sent    *big.Int // highest amount this run signed
 	owed    *big.Int // highest voucher the server needed: it must have accepted it
+	asked   *big.Int // the newest requiredCumulative: it never decreases
 	before  Account  // the ledger's view of the channel at the start
 
 	b bState // dialect B only
@@ -172,6 +185,9 @@ func (r *run) read(ctx context.Context) (frame.Frame, error) {
 		return frame.Frame{}, fmt.Errorf("binary frame from server")
 	}
 	f, err := r.dialect.Decode(b, frame.FromServer)
+	if err != nil && r.cfg.Fault == FaultCrashOnGarbage {
+		panic(fmt.Sprintf("undecodable frame: %v", err))
+	}
 	if err != nil {
 		return frame.Frame{}, fmt.Errorf("%w: %s", err, truncate(b))
 	}
@@ -222,6 +238,9 @@ func (r *run) do(ctx context.Context) (Result, error) {
 				return Result{}, &Error{Step: "stream", Err: err}
 			}
 		case frame.KindChallenge:
+			if r.cfg.Fault == FaultStaleChallenge {
+				continue
+			}
 			if err := r.takeChallenge(f); err != nil {
 				return Result{}, &Error{Step: "stream", Err: err}
 			}
@@ -281,7 +300,11 @@ func (r *run) sendCredential(ctx context.Context, payload any, source string) er
 	if err != nil {
 		return err
 	}
-	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: r.current, Source: source, Payload: raw})
+	echo := r.current
+	if r.cfg.Fault == FaultDropOpaque {
+		echo.Opaque, echo.Digest = "", ""
+	}
+	auth, err := mpp.FormatAuthorization(mpp.Credential{Challenge: echo, Source: source, Payload: raw})
 	if err != nil {
 		return err
 	}
@@ -299,7 +322,7 @@ func (r *run) openSession(ctx context.Context) error {
 	if err := mpp.DecodeJSON(r.current.Request, &req); err != nil {
 		return fmt.Errorf("session request: %w", err)
 	}
-	ch, err := Pick(r.cfg.Channels, req, r.cfg.Channel)
+	ch, err := r.pick(r.cfg.Channels, req, r.cfg.Channel)
 	if err != nil {
 		return err
 	}
@@ -307,11 +330,14 @@ func (r *run) openSession(ctx context.Context) error {
 	if err != nil || tick.Sign() == 0 {
 		return fmt.Errorf("request amount %q: want a positive tick cost", req.Amount)
 	}
-	r.ch, r.tick, r.sent, r.owed = ch, tick, new(big.Int), new(big.Int)
+	r.ch, r.tick, r.sent, r.owed, r.asked = ch, tick, new(big.Int), new(big.Int), new(big.Int)
 	r.before = r.cfg.Ledger.Snapshot(ch.ID)
 	r.res.Channel, r.res.ChannelID = ch.Name, ch.ID.String()
 	want := new(big.Int).Add(r.before.Signed, r.units(r.cfg.VoucherUnits))
-	if err := r.voucher(ctx, want, ch.Deposit); err != nil {
+	if r.cfg.Fault == FaultIgnoreLedger {
+		want = r.units(r.cfg.VoucherUnits)
+	}
+	if err := r.voucher(ctx, want, r.limit(ch.Deposit)); err != nil {
 		return err
 	}
 	r.owed.Set(r.sent)
@@ -325,6 +351,9 @@ func (r *run) voucher(ctx context.Context, want, limit *big.Int) error {
 	amount, err := r.cfg.Ledger.next(r.ch.ID, want, r.tick, limit)
 	if err != nil {
 		return err
+	}
+	if r.cfg.Fault == FaultIgnoreLedger && r.sent.Sign() == 0 {
+		amount = want // the opening voucher, as if nothing had been signed
 	}
 	p, err := r.signed("voucher", amount)
 	if err != nil {
@@ -340,9 +369,16 @@ func (r *run) voucher(ctx context.Context, want, limit *big.Int) error {
 // signed is the payload of a voucher or close action: the channel signer's
 // EIP-712 voucher for amount, with the descriptor v2 requires.
 func (r *run) signed(action string, amount *big.Int) (tempo.VoucherPayload, error) {
-	sig, err := tempo.SignVoucher(r.ch.SignerKey, r.ch.Domain(), r.ch.ID, amount)
+	domain := r.ch.Domain()
+	if r.cfg.Fault == FaultWrongDomain {
+		domain.Protocol = map[tempo.Protocol]tempo.Protocol{tempo.V1: tempo.V2, tempo.V2: tempo.V1}[domain.Protocol]
+	}
+	sig, err := tempo.SignVoucher(r.ch.SignerKey, domain, r.ch.ID, amount)
 	if err != nil {
 		return tempo.VoucherPayload{}, fmt.Errorf("sign %s: %w", action, err)
+	}
+	if r.cfg.Fault == FaultHighS {
+		sig = highS(sig)
 	}
 	p := tempo.VoucherPayload{
 		Action:           action,
@@ -350,7 +386,7 @@ func (r *run) signed(action string, amount *big.Int) (tempo.VoucherPayload, erro
 		CumulativeAmount: amount.String(),
 		Signature:        tempo.FormatSignature(sig),
 	}
-	if r.ch.Protocol == tempo.V2 {
+	if r.ch.Protocol == tempo.V2 && r.cfg.Fault != FaultNoDescriptor {
 		d := tempo.DescriptorOf(r.ch.Channel)
 		p.Descriptor = &d
 	}
@@ -359,6 +395,9 @@ func (r *run) signed(action string, amount *big.Int) (tempo.VoucherPayload, erro
 
 // source is the payer DID the session SDK clients put in every credential.
 func (r *run) source() string {
+	if r.cfg.Fault == FaultNoSource {
+		return ""
+	}
 	return fmt.Sprintf("did:pkh:eip155:%d:%s", r.ch.ChainID, r.ch.Payer)
 }
 
@@ -376,7 +415,7 @@ func (r *run) needVoucher(ctx context.Context, nv frame.NeedVoucher) error {
 	if err != nil {
 		return fmt.Errorf("needVoucher requiredCumulative: %w", err)
 	}
-	limit := r.ch.Deposit
+	limit := r.limit(r.ch.Deposit)
 	if r.isB() {
 		// The server's deposit bounds what it accepts; more than the
 		// channel's would need a top-up, which this client does not do.
@@ -384,7 +423,7 @@ func (r *run) needVoucher(ctx context.Context, nv frame.NeedVoucher) error {
 		if err != nil {
 			return fmt.Errorf("payment-need-voucher deposit: %w", err)
 		}
-		if deposit.Cmp(limit) < 0 {
+		if deposit.Cmp(limit) < 0 && r.cfg.Fault != FaultOverDeposit {
 			limit = deposit
 		}
 		if required.Cmp(limit) > 0 {
@@ -393,7 +432,20 @@ func (r *run) needVoucher(ctx context.Context, nv frame.NeedVoucher) error {
 	} else if required.Cmp(limit) > 0 {
 		return fmt.Errorf("server requires %s, over the deposit %s; dialect A has no top-up", required, limit)
 	}
-	if required.Cmp(r.sent) <= 0 {
+	if required.Cmp(r.asked) < 0 && r.cfg.Fault != FaultAllowDecreasing {
+		// Spent only grows, and requiredCumulative with it.
+		return fmt.Errorf("requiredCumulative %s is below the %s asked before", required, r.asked)
+	}
+	r.asked.Set(required)
+	// The server charges a unit before it sends it, so it asks for at most
+	// the units that arrived and the next one: anything further ahead than
+	// one voucher step is a claim for units it never delivered.
+	n := int64(len(r.res.Messages))
+	ahead := new(big.Int).Add(r.before.Spent, r.units(int(n)+1+r.cfg.VoucherUnits))
+	if required.Cmp(ahead) > 0 && r.cfg.Fault != FaultOverSign {
+		return fmt.Errorf("server requires %s after %d messages (%s spent before): more than %d units ahead of what arrived", required, n, r.before.Spent, r.cfg.VoucherUnits+1)
+	}
+	if required.Cmp(r.sent) <= 0 && r.cfg.Fault != FaultPayTwice {
 		// Already covered by a voucher in flight: a repeated needVoucher
 		// (mpp-rs re-sends every poll) must not make us sign twice.
 		return nil
@@ -421,10 +473,10 @@ func (r *run) prepay(ctx context.Context) error {
 	}
 	spent := new(big.Int).Add(r.before.Spent, r.units(len(r.res.Messages)))
 	ahead := new(big.Int).Sub(r.sent, spent)
-	if ahead.Cmp(r.units(r.cfg.Prepay*r.cfg.VoucherUnits)) >= 0 || r.sent.Cmp(r.ch.Deposit) >= 0 {
+	if ahead.Cmp(r.units(r.cfg.Prepay*r.cfg.VoucherUnits)) >= 0 || r.sent.Cmp(r.limit(r.ch.Deposit)) >= 0 {
 		return nil
 	}
-	return r.voucher(ctx, new(big.Int).Add(r.sent, r.units(r.cfg.VoucherUnits)), r.ch.Deposit)
+	return r.voucher(ctx, new(big.Int).Add(r.sent, r.units(r.cfg.VoucherUnits)), r.limit(r.ch.Deposit))
 }
 
 // checkReceipt compares the receipt with what this client paid and got.
@@ -444,6 +496,9 @@ func (r *run) checkReceipt(raw json.RawMessage) error {
 		return fmt.Errorf("session receipt: %w", err)
 	}
 	r.res.Session = &rc
+	if r.cfg.Fault == FaultIgnoreReceipts {
+		return nil
+	}
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -459,21 +514,70 @@ func (r *run) checkReceipt(raw json.RawMessage) error {
 		return errors.Join(append(errs, fmt.Errorf("receipt amounts: %v (units present: %t)", err, rc.Units != nil))...)
 	}
 	units := *rc.Units
-	n := uint64(len(r.res.Messages))
 	signed := r.cfg.Ledger.Snapshot(r.ch.ID).Signed
 	// A prepaid voucher may still be in flight when the stream ends; one the
 	// server asked for must have been accepted.
 	check(accepted.Cmp(r.owed) >= 0 && accepted.Cmp(signed) <= 0, "acceptedCumulative %s, want between the voucher the server needed %s and the most we signed %s", accepted, r.owed, signed)
 	check(spent.Cmp(accepted) <= 0, "spent %s exceeds acceptedCumulative %s", spent, accepted)
-	check(units >= r.before.Units+n, "units %d, want at least %d before + %d delivered", units, r.before.Units, n)
-	minSpent := new(big.Int).Add(r.before.Spent, r.units(int(n)))
-	check(spent.Cmp(minSpent) >= 0, "spent %s, want at least %s (%s before + %d messages x %s)", spent, minSpent, r.before.Spent, n, r.tick)
+	errs = append(errs, r.matchesArrived(spent, &units, false)...)
 	check(new(big.Int).Mul(r.tick, new(big.Int).SetUint64(units)).Cmp(spent) == 0, "spent %s is not units %d x tick %s", spent, units, r.tick)
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// matchesArrived checks a receipt's totals against what arrived: the
+// ledger's totals from before this run plus the messages read. At the end
+// of a stream they must be equal. A receipt mid-stream is a snapshot the
+// server took while it went on streaming, so it may count fewer, and at
+// most one unit more: the one it has charged and not yet sent. units may
+// be nil where the receipt leaves it out.
+func (r *run) matchesArrived(spent *big.Int, units *uint64, midStream bool) []error {
+	n := len(r.res.Messages)
+	want := new(big.Int).Add(r.before.Spent, r.units(n))
+	wantUnits := r.before.Units + uint64(n)
+	low, high := want, want
+	lowUnits, highUnits := wantUnits, wantUnits
+	if midStream {
+		low, high = r.before.Spent, new(big.Int).Add(want, r.tick)
+		lowUnits, highUnits = r.before.Units, wantUnits+1
 	}
-	r.cfg.Ledger.settle(r.ch.ID, spent, units)
-	return nil
+	var errs []error
+	if spent.Cmp(low) < 0 || spent.Cmp(high) > 0 {
+		errs = append(errs, fmt.Errorf("spent %s, but %d messages arrived (%s spent before, tick %s): want %s to %s", spent, n, r.before.Spent, r.tick, low, high))
+	}
+	if units != nil && (*units < lowUnits || *units > highUnits) {
+		errs = append(errs, fmt.Errorf("units %d, but %d messages arrived (%d units before): want %d to %d", *units, n, r.before.Units, lowUnits, highUnits))
+	}
+	return errs
+}
+
+// count records in the ledger what arrived on the channel, whatever the
+// end of the run: the payer's own count, which every receipt must match.
+func (r *run) count() {
+	if r.ch.SignerKey == nil {
+		return
+	}
+	n := len(r.res.Messages)
+	r.cfg.Ledger.settle(r.ch.ID, new(big.Int).Add(r.before.Spent, r.units(n)), r.before.Units+uint64(n))
+}
+
+// limit is the most the client signs on a channel: its deposit.
+func (r *run) limit(deposit *big.Int) *big.Int {
+	if r.cfg.Fault == FaultOverDeposit {
+		return r.ch.Protocol.MaxAmount()
+	}
+	return deposit
+}
+
+// pick is Pick, or under FaultAnyTerms the first channel of the protocol.
+func (r *run) pick(chs []fixtures.Channel, req tempo.SessionRequest, name string) (fixtures.Channel, error) {
+	if r.cfg.Fault == FaultAnyTerms {
+		for _, ch := range chs {
+			if p := req.MethodDetails.SessionProtocol; ch.Protocol == p || p == "" && ch.Protocol == tempo.V1 {
+				return ch, nil
+			}
+		}
+	}
+	return Pick(chs, req, name)
 }
 
 // Pick returns the fixture channel that can pay a session request: same

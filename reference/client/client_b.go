@@ -93,6 +93,7 @@ func runB(ctx context.Context, wsURL string, cfg Config) (Result, error) {
 	defer ws.CloseNow()
 	ws.SetReadLimit(1 << 20)
 	r.ws = ws
+	defer r.count()
 	return r.doB(ctx)
 }
 
@@ -178,10 +179,10 @@ func (r *run) payable(c mpp.Challenge) error {
 		return fmt.Errorf("session request: %w", err)
 	}
 	if r.ch.SignerKey == nil {
-		_, err := Pick(r.cfg.Channels, req, r.cfg.Channel)
+		_, err := r.pick(r.cfg.Channels, req, r.cfg.Channel)
 		return err
 	}
-	if _, err := Pick([]fixtures.Channel{r.ch}, req, ""); err != nil {
+	if _, err := r.pick([]fixtures.Channel{r.ch}, req, ""); err != nil {
 		return fmt.Errorf("the open channel %s cannot pay it: %w", r.ch.Name, err)
 	}
 	if tick, err := tempo.ParseAmount(req.Amount, r.ch.Protocol); err != nil || tick.Cmp(r.tick) != 0 {
@@ -193,6 +194,9 @@ func (r *run) payable(c mpp.Challenge) error {
 // refresh replaces the current challenge with a fresh probe's when it
 // expires within reprobeMargin, so the next credential echoes a live one.
 func (r *run) refresh(ctx context.Context) error {
+	if r.cfg.Fault == FaultStaleChallenge {
+		return nil
+	}
 	if exp, err := r.current.ExpiresAt(); err == nil && exp.Sub(r.cfg.Now()) > reprobeMargin {
 		return nil
 	}
@@ -336,7 +340,7 @@ func (r *run) receiptB(raw json.RawMessage) error {
 	}
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
-		if !ok {
+		if !ok && r.cfg.Fault != FaultIgnoreReceipts {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
@@ -345,6 +349,9 @@ func (r *run) receiptB(raw json.RawMessage) error {
 	case "voucher":
 		check(accepted.Cmp(p.amount) == 0, "acceptedCumulative %s, want the voucher's %s", accepted, p.amount)
 		check(spent.Cmp(accepted) <= 0, "spent %s exceeds acceptedCumulative %s", spent, accepted)
+		if r.cfg.Fault != FaultIgnoreReceipts {
+			errs = append(errs, r.matchesArrived(spent, rc.Units, true)...)
+		}
 	case "close":
 		signed := r.cfg.Ledger.Snapshot(r.ch.ID).Signed
 		check(rc.TxHash != "", "the settlement receipt has no txHash")
@@ -361,11 +368,6 @@ func (r *run) receiptB(raw json.RawMessage) error {
 	r.b.acked = p.challengeID
 	if p.action == "close" {
 		r.res.Receipt, r.res.Session = raw, &rc
-		var units uint64
-		if rc.Units != nil {
-			units = *rc.Units
-		}
-		r.cfg.Ledger.settle(r.ch.ID, spent, units)
 		r.b.settled = true
 	}
 	return nil
@@ -391,10 +393,11 @@ func (r *run) closeReadyB(ctx context.Context, raw json.RawMessage) error {
 	}
 	check(r.answersFor(rc.ChallengeID), "challengeId %s, the newest credential echoed %s", rc.ChallengeID, r.b.acked)
 	signed := r.cfg.Ledger.Snapshot(r.ch.ID).Signed
-	n := len(r.res.Messages)
-	minSpent := new(big.Int).Add(r.before.Spent, r.units(n))
 	check(spent.Cmp(signed) <= 0, "spent %s exceeds the most we signed %s", spent, signed)
-	check(spent.Cmp(minSpent) >= 0, "spent %s, want at least %s (%s before + %d messages x %s)", spent, minSpent, r.before.Spent, n, r.tick)
+	// The stream has stopped: close-ready must charge exactly what arrived.
+	if r.cfg.Fault != FaultTrustCloseReady {
+		errs = append(errs, r.matchesArrived(spent, rc.Units, false)...)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("payment-close-ready: %w", errors.Join(errs...))
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 // Ledger is the payer's memory: the highest cumulative amount signed on each
-// channel and the totals of the last receipt seen. A real wallet keeps this
+// channel and what has arrived on it, by the payer's own count, which every
+// receipt must match. A real wallet keeps this
 // across connections because vouchers are cumulative; so does the reference
 // client, and the CLI can persist it to a file between runs.
 // A Ledger is safe for concurrent sessions.
@@ -24,8 +25,8 @@ type Ledger struct {
 // Account is what the ledger knows of one channel.
 type Account struct {
 	Signed *big.Int `json:"signed"` // highest cumulative amount signed
-	Spent  *big.Int `json:"spent"`  // spent in the last receipt
-	Units  uint64   `json:"units"`  // units in the last receipt
+	Spent  *big.Int `json:"spent"`  // what the units that arrived cost
+	Units  uint64   `json:"units"`  // units that arrived
 }
 
 // NewLedger returns an empty ledger: nothing signed yet.
@@ -68,7 +69,7 @@ func (l *Ledger) next(id tempo.Hash, want, tick, deposit *big.Int) (*big.Int, er
 	return new(big.Int).Set(amount), nil
 }
 
-// settle records a receipt's totals; they only ever grow.
+// settle records the totals of what arrived; they only ever grow.
 func (l *Ledger) settle(id tempo.Hash, spent *big.Int, units uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -8,11 +8,16 @@
 // first credential is a voucher, never an open transaction. The chain client
 // refuses every call: paying from a known channel must not need the chain.
 //
-// Usage: node client.mjs <ws-url> [--no-settle] [--timeout-seconds 60]
+// Usage: node client.mjs <ws-url> [--no-settle] [--timeout-seconds 60] [--state FILE]
 // --no-settle stops after payment-close-ready and disconnects, leaving the
 // channel reusable (for servers that cannot settle, like server.mjs).
+// --state keeps the channel's cumulative voucher amount in FILE between runs,
+// as an application keeps mppx's channel store: read at the start (when the
+// file exists), written at the end, also after a failure (the client suite's
+// {state}).
 // Every frame is traced to stderr. On success one JSON line goes to stdout
 // and the exit code is 0; on failure the error goes to stderr, exit code 1.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
 import { Credential } from 'mppx'
@@ -31,10 +36,11 @@ const { values: flags, positionals } = parseArgs({
   options: {
     'no-settle': { type: 'boolean', default: false },
     'timeout-seconds': { type: 'string', default: '60' },
+    state: { type: 'string' },
   },
 })
 if (positionals.length !== 1 || !/^wss?:\/\//.test(positionals[0]) || !/^[1-9]\d*$/.test(flags['timeout-seconds'])) {
-  console.error('usage: node client.mjs <ws-url> [--no-settle] [--timeout-seconds N]')
+  console.error('usage: node client.mjs <ws-url> [--no-settle] [--timeout-seconds N] [--state FILE]')
   process.exit(2)
 }
 const url = positionals[0]
@@ -93,11 +99,23 @@ class TracedWebSocket extends WebSocket {
   }
 }
 
+// What an earlier run signed on the channel, if --state remembers it.
+function savedCumulative() {
+  if (!flags.state || !existsSync(flags.state)) return 0n
+  const saved = JSON.parse(readFileSync(flags.state, 'utf8'))
+  return saved.channelId === channel.channelId ? BigInt(saved.cumulative) : 0n
+}
+
+function saveCumulative() {
+  if (flags.state)
+    writeFileSync(flags.state, JSON.stringify({ channelId: channel.channelId, cumulative: manager.cumulative.toString() }))
+}
+
 const account = privateKeyToAccount(channel.signerPrivateKey)
 const channelStore = createChannelStore()
 channelStore.set({
   channelId: channel.channelId,
-  cumulativeAmount: 0n,
+  cumulativeAmount: savedCumulative(),
   deposit: BigInt(channel.deposit),
   descriptor: descriptorOf(channel),
   escrow: channel.escrowContract,
@@ -143,6 +161,7 @@ async function run() {
 
 try {
   const settlement = await Promise.race([run(), failure])
+  saveCumulative()
   console.log(
     JSON.stringify({
       url,
@@ -162,5 +181,6 @@ try {
   // fetch and ws hide the reason (refused, reset…) in `cause`.
   const cause = error?.cause ? ` (${error.cause.message ?? error.cause})` : ''
   console.error(`client.mjs: ${url}: ${error?.message ?? error}${cause}`)
+  saveCumulative()
   process.exit(1)
 }
