@@ -12,8 +12,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/big"
-	"runtime"
 	"sync"
+	"time"
 
 	"github.com/mppws/conformance/reference/tempo"
 )
@@ -75,9 +75,13 @@ type Options struct {
 	MinDelta *big.Int // minVoucherDelta; nil means 0
 	Equal    EqualPolicy
 	// RacyCharge is a deliberate defect, for the server's racy-charge
-	// mutant: Charge checks the balance and deducts it in two critical
-	// sections, so charges on one channel at once can spend the same funds.
+	// mutant: Charge checks the balance for the last unit it covers and
+	// deducts it in two critical sections, so charges on one channel at
+	// once can spend the same funds.
 	RacyCharge bool
+	// IgnoreDeposit is a deliberate defect, for the server's
+	// accept-over-deposit mutant: Accept takes vouchers above the deposit.
+	IgnoreDeposit bool
 }
 
 // Voucher is a voucher whose signature the caller has already checked for
@@ -106,6 +110,7 @@ type Store struct {
 	minDelta big.Int
 	equal    EqualPolicy
 	racy     bool
+	overdraw bool // IgnoreDeposit
 }
 
 type entry struct {
@@ -122,13 +127,14 @@ type entry struct {
 	// changed is closed and dropped at the next change. It is created only
 	// when someone waits, so the charge hot path does not allocate it.
 	changed chan struct{}
-	scratch big.Int // avoids an allocation per comparison
+	racer   chan struct{} // RacyCharge: a charge waiting in the gap
+	scratch big.Int       // avoids an allocation per comparison
 }
 
 // NewStore registers pre-opened channels with nothing accepted or spent yet.
 // Deposits and MinDelta are copied, so the caller may reuse its values.
 func NewStore(channels []tempo.Channel, opts Options) (*Store, error) {
-	s := &Store{channels: make(map[tempo.Hash]*entry, len(channels)), equal: opts.Equal, racy: opts.RacyCharge}
+	s := &Store{channels: make(map[tempo.Hash]*entry, len(channels)), equal: opts.Equal, racy: opts.RacyCharge, overdraw: opts.IgnoreDeposit}
 	switch opts.Equal {
 	case RejectEqual, IdempotentEqual:
 	default:
@@ -201,7 +207,7 @@ func (s *Store) Accept(v Voucher) (Result, error) {
 	if err := e.open(); err != nil {
 		return Result{}, err
 	}
-	if v.Amount.Cmp(&e.deposit) > 0 {
+	if v.Amount.Cmp(&e.deposit) > 0 && !s.overdraw {
 		return Result{}, newError(ErrExceedsDeposit, ProblemExceedsDeposit,
 			"voucher %s exceeds deposit %s", v.Amount, &e.deposit)
 	}
@@ -260,13 +266,8 @@ func (s *Store) Charge(id tempo.Hash, cost *big.Int) (State, <-chan struct{}, er
 		return e.snapshot(), e.wait(), newError(ErrInsufficientBalance, ProblemInsufficientBalance,
 			"requested %s, available %s", cost, available)
 	}
-	if s.racy {
-		// The defect: another charge may pass the same check before this
-		// one deducts. A lone connection charges one unit at a time and
-		// never sees it.
-		e.mu.Unlock()
-		runtime.Gosched()
-		e.mu.Lock()
+	if s.racy && new(big.Int).Sub(available, cost).Cmp(cost) < 0 {
+		e.race()
 	}
 	e.spent.Add(&e.spent, cost)
 	e.units++
@@ -380,6 +381,48 @@ func (e *entry) snapshot() State {
 		Units:     e.units,
 		Finalized: e.finalized,
 	}
+}
+
+// race is RacyCharge's defect: the last unit is deducted in a second
+// critical section, and the gap stays open until a second charge has passed
+// the same check, or for a second: two connections metering one channel at
+// once always both take it, a lone connection only waits. e.mu is held on
+// entry and on return.
+func (e *entry) race() {
+	if e.racer != nil { // the second charge: both deduct
+		close(e.racer)
+		e.racer = nil
+		return
+	}
+	r := make(chan struct{})
+	e.racer = r
+	e.mu.Unlock()
+	select {
+	case <-r:
+	case <-time.After(time.Second):
+	}
+	e.mu.Lock()
+	if e.racer == r {
+		e.racer = nil
+	}
+}
+
+// Refund takes amount off the channel's spent total and wakes waiters. Only
+// the server's refund-on-drop mutant uses it: a correct server never gives
+// back a unit it charged (protocol.md §6.8).
+func (s *Store) Refund(id tempo.Hash, amount *big.Int) error {
+	e, err := s.lookup(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.spent.Sub(&e.spent, amount)
+	if e.spent.Sign() < 0 {
+		e.spent.SetInt64(0)
+	}
+	e.notify()
+	return nil
 }
 
 // wait returns the channel the next notify closes; e.mu must be held.

@@ -80,14 +80,10 @@ type connState struct {
 }
 
 func newConn(s *Server, ws *websocket.Conn) *conn {
-	d := s.cfg.Dialect
-	if s.cfg.Fault == FaultSnakeCase {
-		d = snakeCase{d}
-	}
 	c := &conn{
 		s:       s,
 		ws:      ws,
-		dialect: d,
+		dialect: s.cfg.Fault.wrap(s.cfg.Dialect),
 		b:       s.cfg.Dialect.Name() == frame.B.Name(),
 		creds:   make(chan string, s.cfg.Limits.MaxPendingCredentials),
 		paid:    make(chan struct{}, 1),
@@ -111,7 +107,10 @@ func (c *conn) run(parent context.Context) {
 	defer c.ws.CloseNow()
 	defer c.watchdog.Stop()
 
-	if !c.b { // dialect B clients took their challenge from the HTTP probe
+	if c.b && c.s.cfg.Fault == FaultGreeting {
+		c.sendError(ctx, http.StatusPaymentRequired, "payment required: send an authorization")
+	}
+	if !c.b && c.s.challenges() { // dialect B clients took their challenge from the HTTP probe
 		if err := c.challenge(ctx); err != nil {
 			c.setOutcome(err.Error())
 			return
@@ -139,6 +138,10 @@ func (c *conn) run(parent context.Context) {
 		return
 	}
 	timeout.Stop()
+	if c.s.cfg.Fault == FaultSerialStreams {
+		c.s.fault.serial.Lock()
+		defer c.s.fault.serial.Unlock()
+	}
 
 	if c.s.cfg.Intent == IntentCharge {
 		c.streamCharge(ctx)
@@ -322,7 +325,11 @@ func (c *conn) readLoop(ctx context.Context) {
 			}
 			return
 		}
-		if typ == websocket.MessageBinary && !c.b {
+		if c.s.cfg.Fault == FaultCrashOnOversize && int64(len(b)) > c.s.cfg.Limits.MaxFrameBytes {
+			c.s.crash()
+			return
+		}
+		if typ == websocket.MessageBinary && !c.b && c.s.cfg.Fault != FaultBinaryAsText {
 			c.fail(ctx, websocket.StatusUnsupportedData, http.StatusBadRequest, "binary frames are not supported; send JSON text frames")
 			return
 		}
@@ -340,6 +347,10 @@ func (c *conn) readLoop(ctx context.Context) {
 				c.ws.CloseNow()
 				return
 			}
+			if c.s.cfg.Fault == FaultWedge {
+				<-ctx.Done() // blocked on the report nobody reads
+				return
+			}
 			c.reject(ctx, "malformed frame: "+err.Error())
 			continue
 		}
@@ -348,6 +359,10 @@ func (c *conn) readLoop(ctx context.Context) {
 			select {
 			case c.creds <- f.Credential:
 			default:
+				if c.s.cfg.Fault == FaultCrashOnFlood {
+					c.s.crash()
+					return
+				}
 				if c.b {
 					c.fail(ctx, websocket.StatusPolicyViolation, http.StatusTooManyRequests, "too many queued payment messages")
 				} else {
@@ -360,6 +375,9 @@ func (c *conn) readLoop(ctx context.Context) {
 		case frame.KindMessage:
 			// Client data is not used by this server; ignoring it is what
 			// both dialects' servers do.
+			if c.s.cfg.Fault == FaultEchoMessages {
+				_ = c.send(ctx, f)
+			}
 		}
 	}
 }
@@ -371,6 +389,10 @@ func (c *conn) reject(ctx context.Context, msg string) {
 	c.state.rejected++
 	over := c.state.rejected > c.s.cfg.Limits.MaxRejected
 	c.mu.Unlock()
+	if over && c.s.cfg.Fault == FaultCrashOnFlood {
+		c.s.crash()
+		return
+	}
 	if over {
 		c.fail(ctx, websocket.StatusPolicyViolation, http.StatusBadRequest, fmt.Sprintf("too many rejected frames (limit %d)", c.s.cfg.Limits.MaxRejected))
 		return
@@ -390,6 +412,9 @@ func (c *conn) verifyLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if c.s.ignored(cred) {
+				continue
+			}
 			if c.b {
 				c.authorization(ctx, cred)
 			} else if err := c.credential(ctx, cred); err != nil {
@@ -403,7 +428,7 @@ func (c *conn) verifyLoop(ctx context.Context) {
 
 // credential verifies one dialect A credential and applies it.
 func (c *conn) credential(ctx context.Context, raw string) error {
-	cred, err := mpp.ParseAuthorization(raw)
+	cred, err := c.s.parseCredential(raw)
 	if err != nil {
 		return err
 	}
@@ -443,7 +468,7 @@ func (c *conn) checkChallenge(echo mpp.Challenge) error {
 		echo = issued
 	case FaultForgedID:
 	default:
-		if !echo.VerifyID(c.s.cfg.Secret) {
+		if !c.s.verifyID(echo) {
 			return mpp.NewProblem(mpp.SlugInvalidChallenge, "challenge id does not verify: not issued by this server")
 		}
 		if !found && fault != FaultOtherConnection {
@@ -517,6 +542,9 @@ func (c *conn) streamCharge(ctx context.Context) {
 func (s *Server) message(i int) frame.Frame {
 	if s.cfg.DigitData {
 		return frame.Frame{Kind: frame.KindMessage, Data: frame.StringData(strconv.Itoa(i))}
+	}
+	if s.cfg.Fault == FaultNumericData {
+		return frame.Frame{Kind: frame.KindMessage, Data: json.RawMessage(strconv.Itoa(i))}
 	}
 	return frame.Frame{Kind: frame.KindMessage, Data: frame.StringData(fmt.Sprintf("unit-%d", i))}
 }

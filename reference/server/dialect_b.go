@@ -42,7 +42,7 @@ func (s *Server) probe(w http.ResponseWriter, r *http.Request) {
 	})
 	if err == nil {
 		var h string
-		if h, err = mpp.FormatChallenge(ch); err == nil {
+		if h, err = mpp.FormatChallenge(s.issued(ch)); err == nil {
 			w.Header().Set("WWW-Authenticate", h)
 		}
 	}
@@ -60,7 +60,7 @@ var sessionActions = map[string]bool{"open": true, "topUp": true, "voucher": tru
 // authorization verifies one dialect B authorization frame and applies it.
 // Any rejection ends the connection.
 func (c *conn) authorization(ctx context.Context, raw string) {
-	cred, err := mpp.ParseAuthorization(raw)
+	cred, err := c.s.parseCredential(raw)
 	if err != nil {
 		c.failWith(ctx, websocket.StatusPolicyViolation, http.StatusBadRequest, asProblem(err).Detail, "invalid payment message")
 		return
@@ -171,14 +171,14 @@ func (s *Server) checkRouteChallenge(echo mpp.Challenge) error {
 			return mpp.NewProblem(mpp.SlugInvalidChallenge, "challenge id does not verify: not issued by this server")
 		}
 	default:
-		if !echo.VerifyID(s.cfg.Secret) {
+		if !s.verifyID(echo) {
 			return mpp.NewProblem(mpp.SlugInvalidChallenge, "challenge id does not verify: not issued by this server")
 		}
 		if echo.Realm != s.cfg.Realm || echo.Method != s.method || echo.Intent != s.cfg.Intent || echo.Request != s.requestB64 {
 			return mpp.NewProblem(mpp.SlugInvalidChallenge, "credential does not match this route's requirements")
 		}
 	}
-	if s.cfg.Fault == FaultExpired {
+	if s.cfg.Fault == FaultExpired || (s.cfg.Fault == FaultLooseBinding && echo.Expires == "") {
 		return nil
 	}
 	exp, err := echo.ExpiresAt()

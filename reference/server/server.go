@@ -10,8 +10,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"math/big"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -32,6 +32,7 @@ type Server struct {
 	method     string
 	store      *channel.Store
 	verifier   *tempo.Verifier
+	fault      faultState // what the injected mutant remembers, if any
 
 	ctx    context.Context // cancelled by Close: ends every connection
 	cancel context.CancelFunc
@@ -63,27 +64,25 @@ func New(cfg Config) (*Server, error) {
 				ChainID:         s.offer.ChainID,
 				EscrowContract:  s.offer.Escrow.String(),
 				SessionProtocol: s.offer.Protocol,
-				MinVoucherDelta: "0",
+				MinVoucherDelta: cfg.Fault.minVoucherDelta(),
 			},
 		}
 	case IntentCharge:
 		s.method = TestMethod
 		s.request = chargeRequest{Amount: cfg.Tick.String(), Currency: "test", Recipient: cfg.Realm}
 	}
-	deposits := cfg.Channels
-	if cfg.Fault == FaultOverDeposit {
-		deposits = inflateDeposits(cfg.Channels)
-	}
 	if s.requestB64, err = mpp.EncodeJSON(s.request); err != nil {
 		return nil, fmt.Errorf("server config: request: %w", err)
 	}
+	s.requestB64 = cfg.Fault.requestText(s.requestB64)
 	// An equal voucher adds no funds: mpp-rs (dialect A) rejects it, mppx
 	// (dialect B) acknowledges it as an idempotent retry.
 	equal := channel.RejectEqual
 	if cfg.Dialect.Name() == frame.B.Name() {
 		equal = channel.IdempotentEqual
 	}
-	if s.store, err = channel.NewStore(deposits, channel.Options{Equal: equal, RacyCharge: cfg.Fault == FaultRacyCharge}); err != nil {
+	opts := channel.Options{Equal: equal, RacyCharge: cfg.Fault == FaultRacyCharge, IgnoreDeposit: cfg.Fault == FaultOverDeposit}
+	if s.store, err = channel.NewStore(cfg.Channels, opts); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
 	// One table per channel signer: a few hundred KiB each, built at the
@@ -153,13 +152,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.wg.Done()
+	over, done := s.capped()
+	defer done()
+	if over {
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		// Accept has written the HTTP error response.
 		s.cfg.Log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	ws.SetReadLimit(s.cfg.Limits.MaxFrameBytes)
+	ws.SetReadLimit(s.readLimit())
 	remote := r.RemoteAddr // not r: the request would live as long as the connection
 	c := newConn(s, ws)
 	c.run(s.ctx)
@@ -174,7 +179,7 @@ func (s *Server) issue() (mpp.Challenge, error) {
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return mpp.Challenge{}, fmt.Errorf("challenge nonce: %w", err)
 	}
-	return mpp.NewChallenge(s.cfg.Secret, mpp.ChallengeParams{
+	ch, err := mpp.NewChallenge(s.cfg.Secret, mpp.ChallengeParams{
 		Realm:   s.cfg.Realm,
 		Method:  s.method,
 		Intent:  s.cfg.Intent,
@@ -182,20 +187,15 @@ func (s *Server) issue() (mpp.Challenge, error) {
 		Opaque:  map[string]string{"nonce": base64.RawURLEncoding.EncodeToString(nonce[:])},
 		Expires: s.cfg.Now().Add(s.cfg.ChallengeTTL),
 	})
-}
-
-// inflateDeposits is FaultOverDeposit: the store believes every deposit is a
-// million times larger than it is.
-func inflateDeposits(chs []tempo.Channel) []tempo.Channel {
-	out := make([]tempo.Channel, len(chs))
-	for i, ch := range chs {
-		ch.Deposit = new(big.Int).Mul(ch.Deposit, big.NewInt(1_000_000))
-		out[i] = ch
-	}
-	return out
+	return s.issued(ch), err
 }
 
 // timestamp formats a receipt time as mppx and mpp-go do.
-func (s *Server) timestamp() string { return mpp.FormatExpires(s.cfg.Now()) }
+func (s *Server) timestamp() string {
+	if s.cfg.Fault == FaultUnixTimestamp {
+		return strconv.FormatInt(s.cfg.Now().Unix(), 10)
+	}
+	return mpp.FormatExpires(s.cfg.Now())
+}
 
 var _ http.Handler = (*Server)(nil)

@@ -39,7 +39,11 @@ func (c *conn) voucher(ctx context.Context, cred mpp.Credential) (first bool, er
 	}
 	ch, ok := c.s.store.Channel(id)
 	if !ok {
-		return false, mpp.NewProblem(mpp.SlugChannelNotFound, fmt.Sprintf("channel %s is not known to this server", id))
+		notFound := mpp.NewProblem(mpp.SlugChannelNotFound, fmt.Sprintf("channel %s is not known to this server", id))
+		if c.s.cfg.Fault == FaultUnknownChannel {
+			return c.unknownChannel(p, notFound)
+		}
+		return false, notFound
 	}
 	if !c.s.offer.matches(ch) {
 		return false, mpp.NewProblem(mpp.SlugVerificationFailed, fmt.Sprintf("channel %s does not match this server's terms (payee, token, chain, escrow, protocol)", id))
@@ -59,7 +63,7 @@ func (c *conn) voucher(ctx context.Context, cred mpp.Credential) (first bool, er
 			return false, mpp.NewProblem(mpp.SlugVerificationFailed, "descriptor does not match the channel")
 		}
 	}
-	amount, err := tempo.ParseAmount(p.CumulativeAmount, ch.Protocol)
+	amount, err := c.s.parseAmount(p.CumulativeAmount, ch.Protocol)
 	if err != nil {
 		return false, mpp.NewProblem(mpp.SlugInvalidPayload, fmt.Sprintf("cumulativeAmount: %v", err))
 	}
@@ -98,10 +102,15 @@ func (c *conn) voucher(ctx context.Context, cred mpp.Credential) (first bool, er
 // The Verifier recovers a signer's key once and then checks against a
 // precomputed table, several times faster than recovery.
 func (s *Server) verifySigner(ch tempo.Channel, amount *big.Int, sig []byte) error {
-	if s.cfg.Fault == FaultWrongSigner {
+	switch s.cfg.Fault {
+	case FaultWrongSigner:
 		// The defect: a well-formed signature by anyone will do.
 		_, err := tempo.RecoverVoucherSigner(ch.Domain(), ch.ID, amount, sig)
 		return err
+	case FaultHighS:
+		sig = lowS(sig)
+	case FaultAnyChain:
+		return s.verifyAnyChain(ch, amount, sig)
 	}
 	return s.verifier.Verify(ch.Domain(), ch.ID, amount, sig, ch.Signer())
 }
@@ -146,6 +155,7 @@ func (c *conn) streamSession(ctx, stop context.Context) {
 	overDelivered := false
 	for i := 1; i <= c.s.cfg.Messages; i++ {
 		if stop.Err() != nil || !c.payUnit(stop, id, tick, cost, &overDelivered) || c.send(ctx, c.s.message(i)) != nil {
+			c.refundDropped(ctx, id, i-1)
 			return
 		}
 	}
@@ -177,6 +187,9 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 			c.failWith(ctx, websocket.StatusInternalError, http.StatusInternalServerError, "stream failed: "+problemText(storeProblem(err)), "websocket session failed")
 			return false
 		}
+		if c.chargeRest(id, st) {
+			return true
+		}
 		if c.s.cfg.Fault == FaultOverDeliver && !*overDelivered {
 			*overDelivered = true
 			return true
@@ -195,6 +208,10 @@ func (c *conn) payUnit(ctx context.Context, id tempo.Hash, tick, cost *big.Int, 
 				return false
 			}
 			asked, askedAt = true, funded
+			if c.s.cfg.Fault == FaultUnitAfterAsk && !*overDelivered {
+				*overDelivered = true
+				return true
+			}
 		}
 		select {
 		case <-changed:
