@@ -86,9 +86,12 @@ func (s *Session) Barrier(variant string, here bool) *Session {
 		switch {
 		case here && e.Closed && n == 0:
 			// The target closed the connection on the refusal: the channel
-			// must still pay, on a new connection.
+			// must still pay, on a new connection. The valid voucher sent
+			// behind the variant may have been taken before the close, and
+			// a unit charged to the closed socket (protocol.md §6.8 keeps
+			// it spent), so the new connection learns the state first.
 			c.Observe("%s: %s", variant, e)
-			return c.Connect(s.Ch).Barrier(variant, false)
+			return c.OpenSession(Only(s.Ch)).Barrier(variant, false)
 		case e.Closed:
 			c.Failf([]string{"a needVoucher after exactly 1 message for the valid voucher of " + g.String() + " sent after " + variant}, "%s after %d messages", e, n)
 		case !here || refusals > 0:
