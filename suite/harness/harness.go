@@ -101,15 +101,18 @@ func (c *C) close() {
 	conns, l := c.conns, c.lease
 	c.lease = nil
 	c.mu.Unlock()
-	// A close handshake, not a drop: once the target has answered it, its
-	// side of the connection is over and no stream of it can wake on a
-	// later case's voucher and charge a unit to a dead socket.
+	// A close handshake, not a drop: the target learns at once that the
+	// connection is over. It answers the close before its own reader has
+	// ended the stream, so the channels wait a moment more before the next
+	// case pays on them: a stream that outlived its case could otherwise
+	// wake on that case's voucher and charge a unit to a dead socket.
 	var wg sync.WaitGroup
 	for _, cn := range conns {
 		wg.Go(cn.CloseNormally)
 	}
 	wg.Wait()
 	if l != nil {
+		time.Sleep(c.r.t.Quiet / 3)
 		l.release()
 	}
 }
