@@ -128,8 +128,16 @@ func StartReference(o ReferenceOptions) (*Reference, error) {
 	for _, ep := range endpoints {
 		r.URLs = append(r.URLs, fmt.Sprintf("ws://%s%s", ln.Addr(), ep.path))
 	}
-	r.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go r.hs.Serve(ln)
+	// The reference's own HTTP limits, with room for the suite: all of its
+	// connections come from loopback, and cases run side by side.
+	hs, capped, err := server.NewHTTP(mux, ln, server.Limits{MaxConnectionsPerAddr: 4096})
+	if err != nil {
+		ln.Close()
+		r.Close()
+		return nil, fmt.Errorf("reference: %w", err)
+	}
+	r.hs = hs
+	go r.hs.Serve(capped)
 	return r, nil
 }
 
