@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/suite/connect"
 	"github.com/mppws/conformance/suite/load"
+	"github.com/mppws/conformance/suite/report"
 )
 
 const loadUsage = `conformance load [flags] <ws-url>
@@ -39,6 +41,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	timeout := fs.Duration("timeout", 0, "limit for the whole run (default: the ramp and --duration plus 30s, or 10m)")
 	dialectName := fs.String("dialect", "auto", "target dialect: auto (detect), a (mpp-rs) or b (mppx)")
 	channels := fs.String("channels", "", "fixture channels JSON file to pay from (default: the embedded fixtures/channels.json)")
+	reportDir := fs.String("report-dir", "", "also write report.html (with the load section), conformance.json, junit.xml and summary.txt here")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -86,6 +89,16 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintln(stdout, string(b))
 	fmt.Fprintln(stderr, "load:", res.Summary())
+	if *reportDir != "" {
+		// A load run has no cases: the summary is its load section.
+		s := report.Summary{Kind: "load", Target: cfg.URL, Dialect: res.Dialect, Load: res.Report(), Passed: res.Passed}
+		if err := os.MkdirAll(*reportDir, 0o755); err != nil {
+			return usageError{fmt.Errorf("report dir: %w", err)}
+		}
+		if err := s.WriteFiles(*reportDir); err != nil {
+			return fmt.Errorf("writing reports: %w", err)
+		}
+	}
 	if res.Passed {
 		return nil
 	}

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -47,9 +49,14 @@ func loadHere(t *testing.T, args ...string) (code int, result map[string]any, st
 
 func TestLoadAgainstServe(t *testing.T) {
 	url := serveHere(t, "--tick", "1")
-	code, res, stderr := loadHere(t, "--sessions", "20", "--messages", "100", "--rate", "0", url)
+	dir := t.TempDir()
+	code, res, stderr := loadHere(t, "--sessions", "20", "--messages", "100", "--rate", "0", "--report-dir", dir, url)
 	if code != exitOK || res["passed"] != true || res["messages"].(float64) == 0 {
 		t.Fatalf("exit %d, result %v\n%s", code, res, stderr)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil || !strings.Contains(string(html), "need-voucher → resume") {
+		t.Fatalf("report.html has no load section (%v)", err)
 	}
 }
 
