@@ -22,7 +22,7 @@ import (
 // handshake) is absent from that dialect's table.
 var mutants = map[string]map[server.Fault][]string{
 	"a": {
-		server.FaultForgedID:        {"WS-REPLAY-001", "WS-REPLAY-010", "WS-ROBUST-005"},
+		server.FaultForgedID:        {"WS-REPLAY-001", "WS-REPLAY-010"},
 		server.FaultSkipEcho:        {"WS-REPLAY-002", "WS-REPLAY-003", "WS-REPLAY-004", "WS-REPLAY-005", "WS-REPLAY-006", "WS-REPLAY-015", "WS-REPLAY-016"},
 		server.FaultOtherConnection: {"WS-REPLAY-007", "WS-REPLAY-008"},
 		server.FaultExpired:         {"WS-REPLAY-009"},
@@ -62,7 +62,7 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultBinaryAsText:        {"WS-ROBUST-003"},
 		server.FaultCrashOnOversize:     {"WS-ROBUST-004", "WS-ROBUST-013"},
 		server.FaultCrashOnFlood:        {"WS-ROBUST-005"},
-		server.FaultSerialStreams:       {"WS-ROBUST-006", "WS-ROBUST-008"},
+		server.FaultSerialStreams:       {"WS-ROBUST-008"},
 		server.FaultConnectionCap:       {"WS-ROBUST-007"},
 	},
 	"b": {
@@ -115,7 +115,13 @@ var mutants = map[string]map[server.Fault][]string{
 // for any other MUST case that no mutant of its dialect is expected to
 // fail.
 var uncatchable = map[string]map[string]string{
-	"a": {},
+	"a": {
+		// Open work of issue 7: a stimulus that fills the target's send
+		// buffer. The embedded reference's charge endpoint streams five
+		// short frames, which fit in any socket buffer, so serial-streams
+		// blocks nothing there; dialect B (sessions) catches it.
+		"WS-ROBUST-006": "the charge stream of the embedded reference is too short to fill a socket buffer",
+	},
 	"b": {},
 }
 
