@@ -172,10 +172,9 @@ const (
 	// one connection with 1009: every connection drops and no new one is
 	// served.
 	FaultCrashOnOversize Fault = "crash-on-oversize-frame"
-	// FaultCrashOnFlood dies the same way when a peer goes over the limit
-	// of queued or rejected credentials, instead of closing its connection
-	// with 1008.
-	FaultCrashOnFlood Fault = "crash-on-flood"
+	// FaultCrashOnReject dies the same way in its rejection path, at the
+	// first credential or frame it refuses.
+	FaultCrashOnReject Fault = "crash-on-rejection"
 	// FaultSerialStreams runs one paid stream at a time: a stream holds a
 	// server-wide lock until its connection ends.
 	FaultSerialStreams Fault = "serial-streams"
@@ -204,7 +203,7 @@ var Faults = []Fault{
 	FaultEchoMessages, FaultIgnoreMalformed,
 	FaultUnitAfterAsk, FaultPartialTick, FaultHighS, FaultLenientAmount, FaultAnyChain,
 	FaultRefundOnDrop, FaultUnknownChannel,
-	FaultWedge, FaultBinaryAsText, FaultCrashOnOversize, FaultCrashOnFlood, FaultSerialStreams,
+	FaultWedge, FaultBinaryAsText, FaultCrashOnOversize, FaultCrashOnReject, FaultSerialStreams,
 	FaultConnectionCap,
 }
 
