@@ -141,6 +141,7 @@ func (c *conn) run(parent context.Context) {
 	if c.s.cfg.Fault == FaultSerialStreams {
 		c.s.fault.serial.Lock()
 		defer c.s.fault.serial.Unlock()
+		defer func() { <-ctx.Done() }() // the connection ends when the client leaves (finish)
 	}
 
 	if c.s.cfg.Intent == IntentCharge {
@@ -267,6 +268,9 @@ func (c *conn) failProblem(ctx context.Context, err error) {
 
 // finish closes normally after the receipt.
 func (c *conn) finish(reason string) {
+	if c.s.cfg.Fault == FaultSerialStreams && !c.b {
+		return // as mpp-rs, the socket stays open after the receipt
+	}
 	c.close.Do(func() {
 		c.setOutcome("complete")
 		_ = c.ws.Close(websocket.StatusNormalClosure, reason)

@@ -176,7 +176,9 @@ const (
 	// first credential or frame it refuses.
 	FaultCrashOnReject Fault = "crash-on-rejection"
 	// FaultSerialStreams runs one paid stream at a time: a stream holds a
-	// server-wide lock until its connection ends.
+	// server-wide lock until its connection ends, and a dialect A
+	// connection, left open after its receipt as mpp-rs leaves it, ends
+	// when the client leaves.
 	FaultSerialStreams Fault = "serial-streams"
 	// FaultConnectionCap serves at most connectionCap WebSockets at once and
 	// answers 503 beyond: far below the load a server must take.
