@@ -141,6 +141,7 @@ func (c *conn) run(parent context.Context) {
 	if c.s.cfg.Fault == FaultSerialStreams {
 		c.s.fault.serial.Lock()
 		defer c.s.fault.serial.Unlock()
+		defer func() { <-ctx.Done() }() // the connection ends when the client leaves (finish)
 	}
 
 	if c.s.cfg.Intent == IntentCharge {
@@ -256,6 +257,10 @@ func (c *conn) failWith(ctx context.Context, code websocket.StatusCode, status i
 
 // failProblem ends a dialect B connection for a rejected authorization.
 func (c *conn) failProblem(ctx context.Context, err error) {
+	if c.s.cfg.Fault == FaultCrashOnReject {
+		c.s.crash()
+		return
+	}
 	p := asProblem(err)
 	body, _ := json.Marshal(p)
 	c.failWith(ctx, websocket.StatusPolicyViolation, p.Status, string(body), p.Slug()+": "+p.Detail)
@@ -263,6 +268,9 @@ func (c *conn) failProblem(ctx context.Context, err error) {
 
 // finish closes normally after the receipt.
 func (c *conn) finish(reason string) {
+	if c.s.cfg.Fault == FaultSerialStreams && !c.b {
+		return // as mpp-rs, the socket stays open after the receipt
+	}
 	c.close.Do(func() {
 		c.setOutcome("complete")
 		_ = c.ws.Close(websocket.StatusNormalClosure, reason)
@@ -359,10 +367,6 @@ func (c *conn) readLoop(ctx context.Context) {
 			select {
 			case c.creds <- f.Credential:
 			default:
-				if c.s.cfg.Fault == FaultCrashOnFlood {
-					c.s.crash()
-					return
-				}
 				if c.b {
 					c.fail(ctx, websocket.StatusPolicyViolation, http.StatusTooManyRequests, "too many queued payment messages")
 				} else {
@@ -385,14 +389,14 @@ func (c *conn) readLoop(ctx context.Context) {
 // reject answers one bad frame (dialect B ignores it silently, as mppx
 // does) and closes once a peer has sent too many.
 func (c *conn) reject(ctx context.Context, msg string) {
+	if c.s.cfg.Fault == FaultCrashOnReject {
+		c.s.crash()
+		return
+	}
 	c.mu.Lock()
 	c.state.rejected++
 	over := c.state.rejected > c.s.cfg.Limits.MaxRejected
 	c.mu.Unlock()
-	if over && c.s.cfg.Fault == FaultCrashOnFlood {
-		c.s.crash()
-		return
-	}
 	if over {
 		c.fail(ctx, websocket.StatusPolicyViolation, http.StatusBadRequest, fmt.Sprintf("too many rejected frames (limit %d)", c.s.cfg.Limits.MaxRejected))
 		return

@@ -172,12 +172,13 @@ const (
 	// one connection with 1009: every connection drops and no new one is
 	// served.
 	FaultCrashOnOversize Fault = "crash-on-oversize-frame"
-	// FaultCrashOnFlood dies the same way when a peer goes over the limit
-	// of queued or rejected credentials, instead of closing its connection
-	// with 1008.
-	FaultCrashOnFlood Fault = "crash-on-flood"
+	// FaultCrashOnReject dies the same way in its rejection path, at the
+	// first credential or frame it refuses.
+	FaultCrashOnReject Fault = "crash-on-rejection"
 	// FaultSerialStreams runs one paid stream at a time: a stream holds a
-	// server-wide lock until its connection ends.
+	// server-wide lock until its connection ends, and a dialect A
+	// connection, left open after its receipt as mpp-rs leaves it, ends
+	// when the client leaves.
 	FaultSerialStreams Fault = "serial-streams"
 	// FaultConnectionCap serves at most connectionCap WebSockets at once and
 	// answers 503 beyond: far below the load a server must take.
@@ -204,7 +205,7 @@ var Faults = []Fault{
 	FaultEchoMessages, FaultIgnoreMalformed,
 	FaultUnitAfterAsk, FaultPartialTick, FaultHighS, FaultLenientAmount, FaultAnyChain,
 	FaultRefundOnDrop, FaultUnknownChannel,
-	FaultWedge, FaultBinaryAsText, FaultCrashOnOversize, FaultCrashOnFlood, FaultSerialStreams,
+	FaultWedge, FaultBinaryAsText, FaultCrashOnOversize, FaultCrashOnReject, FaultSerialStreams,
 	FaultConnectionCap,
 }
 
