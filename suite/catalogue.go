@@ -1,13 +1,12 @@
 package suite
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 
 	"github.com/mppws/conformance/suite/harness"
+	"github.com/mppws/conformance/suite/report"
 )
 
 // Catalogue returns every case's entry, ordered by area, then ID.
@@ -71,31 +70,10 @@ func validateCatalogue() error {
 	return nil
 }
 
-// ReadExpectFail reads an expect-fail file: one case ID per line, text
-// after # is the reason, blank lines ignored. An unknown ID is an error.
+// ReadExpectFail reads an expect-fail file of server cases; an unknown ID
+// is an error.
 func ReadExpectFail(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("expect-fail: %w", err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line, reason, _ := strings.Cut(sc.Text(), "#")
-		id := strings.TrimSpace(line)
-		if id == "" {
-			continue
-		}
-		if _, ok := Lookup(id); !ok {
-			return nil, fmt.Errorf("%s:%d: unknown case ID %q", path, n, id)
-		}
-		out[id] = strings.TrimSpace(reason)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("expect-fail: %w", err)
-	}
-	return out, nil
+	return report.ReadExpectFail(path, func(id string) bool { _, ok := Lookup(id); return ok })
 }
 
 // MarkdownTable renders the catalogue as README's case table.

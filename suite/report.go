@@ -49,14 +49,7 @@ func verdictOf(m Meta, res harness.Result, expectFail map[string]string) Result 
 			r.Verdict = Informational
 		}
 	}
-	if reason, listed := expectFail[m.ID]; listed {
-		switch r.Verdict {
-		case Failed:
-			r.Verdict, r.Reason = ExpectedFail, reason
-		case OK:
-			r.Verdict, r.Reason = NowPassing, "listed in the expect-fail file but passes: remove it from the list"
-		}
-	}
+	r.ExpectFail(expectFail)
 	return r
 }
 

@@ -5,10 +5,7 @@ package clients
 // so one CI gate reads both, and so are the writers of every report.
 
 import (
-	"bufio"
-	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -76,14 +73,7 @@ func verdict(c *Case, o outcome, strict bool, expectFail map[string]string) Resu
 	default:
 		r.Verdict, r.Failure = Failed, o.failure
 	}
-	if reason, listed := expectFail[c.ID]; listed {
-		switch r.Verdict {
-		case Failed:
-			r.Verdict, r.Reason = ExpectedFail, reason
-		case OK:
-			r.Verdict, r.Reason = NowPassing, "listed in the expect-fail file but passes: remove it from the list"
-		}
-	}
+	r.ExpectFail(expectFail)
 	return r
 }
 
@@ -106,32 +96,10 @@ func entry(d time.Duration, who string, dir direction, text string) Entry {
 	return Entry{At: d, Conn: who, Dir: dir, Text: text}
 }
 
-// ReadExpectFail reads an expect-fail file of client cases: one case ID per
-// line, text after # is the reason, blank lines ignored. An ID that is not
-// a client case is an error, so a typo cannot silence a failure.
+// ReadExpectFail reads an expect-fail file of client cases; an ID that is
+// not a client case is an error.
 func ReadExpectFail(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("expect-fail: %w", err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line, reason, _ := strings.Cut(sc.Text(), "#")
-		id := strings.TrimSpace(line)
-		if id == "" {
-			continue
-		}
-		if _, ok := lookup(id); !ok {
-			return nil, fmt.Errorf("%s:%d: %q is not a client case ID", path, n, id)
-		}
-		out[id] = strings.TrimSpace(reason)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("expect-fail: %w", err)
-	}
-	return out, nil
+	return report.ReadExpectFail(path, func(id string) bool { _, ok := lookup(id); return ok })
 }
 
 func firstLine(s string) string {
