@@ -60,7 +60,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	scale := fs.Float64("timeout-scale", 1, "multiply every timeout, for slow targets")
 	var co connect.Options
 	co.Register(fs)
-	parallel := fs.Int("parallel", 4, "cases that may run at once, each on its own connections and fixture channels (1: one at a time)")
+	parallel := fs.Int("parallel", 8, "cases that may run at once, each on its own connections and fixture channels (1: one at a time)")
 	secret := fs.String("secret", "", "the target's challenge HMAC secret, to check challenge ids (WS-WIRE-005)")
 	channels := fs.String("channels", "", "fixture channels JSON file the suite pays from (default: the embedded fixtures/channels.json)")
 	dialect := fs.String("dialect", "auto", "target dialect: auto (detect), a (mpp-rs) or b (mppx); with no target, b runs the embedded reference in dialect B")

@@ -47,7 +47,7 @@ type Config struct {
 	// that want headers, subprotocols or an Origin.
 	Connect connect.Options
 	// Parallel is how many cases may run at once, each on its own
-	// connections and fixture channels. Default 4; 1 runs one at a time.
+	// connections and fixture channels. Default 8; 1 runs one at a time.
 	Parallel int
 }
 
@@ -106,7 +106,7 @@ func (c *Config) validate() error {
 		c.Channels = fixtures.Default()
 	}
 	if c.Parallel == 0 {
-		c.Parallel = 4
+		c.Parallel = 8
 	}
 	if c.Parallel < 1 || c.Parallel > 64 {
 		return fmt.Errorf("parallel %d: want between 1 and 64", c.Parallel)

@@ -79,6 +79,10 @@ type Meta struct {
 	// Channels is how many fixture channels a session case holds at once
 	// (default one; AllChannels for every one).
 	Channels int
+	// Long marks a body that sits out a fixed wait (a withheld voucher, a
+	// challenge's expiry, a silent window): long cases start before the
+	// other concurrent ones, so that the run does not end waiting on one.
+	Long bool
 }
 
 // Labels are the Ginkgo labels of a case: its ID, level, area and dialects,

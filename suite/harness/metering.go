@@ -68,7 +68,7 @@ func (s *Session) Barrier(variant string, here bool) *Session {
 		c.Observe("%s: connection closed (%v)", variant, err)
 		return c.Connect(s.Ch).Barrier(variant, false)
 	}
-	s.Paid, s.paidAt = g, time.Now()
+	s.paying(g)
 	s.after = variant
 	defer func() { s.after = "" }()
 	n, refusals := 0, 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,6 +74,15 @@ func NewScheduler(r *Run, defs []Case, shuffle bool, seed int64) *Scheduler {
 			rng.Shuffle(len(p), func(i, k int) { p[i], p[k] = p[k], p[i] })
 		}
 	}
+	slices.SortStableFunc(sc.phases[Concurrent], func(x, y *job) int {
+		switch {
+		case x.def.Long == y.def.Long:
+			return 0
+		case x.def.Long:
+			return -1
+		}
+		return 1
+	})
 	return sc
 }
 

@@ -157,6 +157,8 @@ type Session struct {
 	// paidAt: a needVoucher that reports less was queued before it landed.
 	Paid   *big.Int
 	paidAt time.Time
+	// timed says the next read may time the voucher sent at paidAt.
+	timed bool
 	// after names the refused variant a barrier follows, for failures.
 	after string
 }
@@ -277,7 +279,7 @@ func (c *C) OpenSession(f ChannelFilter) *Session {
 			c.NotApplicable("fixture channel %s has used up its deposit of %s in this run (next voucher %s); give the target channels with larger deposits", s.Ch.Name, s.Ch.Deposit, amount)
 		}
 		s.Send(s.Voucher(amount))
-		s.Paid, s.paidAt = amount, time.Now()
+		s.paying(amount)
 		n, nv, end, e := s.read(-1)
 		switch end {
 		case endNeedVoucher:
@@ -373,8 +375,13 @@ func (s *Session) PayUnits(k int) *big.Int {
 		amount.Add(s.Acct.Signed, s.Units(k))
 	}
 	s.Send(s.Voucher(amount))
-	s.Paid, s.paidAt = amount, time.Now()
+	s.paying(amount)
 	return amount
+}
+
+// paying records the voucher of amount just sent on purpose.
+func (s *Session) paying(amount *big.Int) {
+	s.Paid, s.paidAt, s.timed = amount, time.Now(), true
 }
 
 func (s *Session) Units(k int) *big.Int { return new(big.Int).Mul(s.Tick, big.NewInt(int64(k))) }
@@ -396,12 +403,17 @@ const (
 func (s *Session) read(limit int) (n int, nv frame.NeedVoucher, end streamEnd, last peer.Event) {
 	t := s.C.r.t
 	deadline := time.Now().Add(t.Stream)
+	timed := s.timed
+	s.timed = false
 	for {
 		e, ok := s.Next(time.Until(deadline))
 		switch {
 		case !ok:
 			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "no needVoucher within %s; %d messages", t.Stream, n)
 		case e.IsFrame(frame.KindMessage):
+			if timed && n == 0 {
+				s.C.r.served(time.Since(s.paidAt))
+			}
 			n++
 			s.Delivered++
 			if limit >= 0 && n > limit {
@@ -501,7 +513,7 @@ func (s *Session) ExpectUnits(k int, accepted *big.Int) frame.NeedVoucher {
 // ExpectNoUnits asserts that a bad voucher buys nothing: no message or
 // receipt within the quiet window. It returns what the target did instead.
 func (s *Session) ExpectNoUnits(what string) []peer.Event {
-	seen := s.Quiet(s.C.r.t.Quiet+s.C.r.t.Reply/2, s.Target.Dialect.Unbought())
+	seen := s.Quiet(s.C.NoData(), s.Target.Dialect.Unbought())
 	var kinds []string
 	for _, e := range seen {
 		kinds = append(kinds, e.String())

@@ -143,7 +143,7 @@ var replay008 = harness.Case{Meta: harness.Meta{ID: "WS-REPLAY-008", Area: harne
 		cn.ExpectRejected("credential replayed on a new connection")
 	}}
 
-var replay009 = harness.Case{Meta: harness.Meta{ID: "WS-REPLAY-009", Area: harness.AreaReplay, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsShortTTL,
+var replay009 = harness.Case{Meta: harness.Meta{ID: "WS-REPLAY-009", Area: harness.AreaReplay, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsShortTTL, Long: true,
 	Title:       "expired challenge is rejected",
 	Requirement: "A credential sent after its challenge's expires is rejected, with no application data.",
 	Source:      "protocol.md §3.3, §7 expiry; ws-dialects.md §5 scenario 6a"},

@@ -84,10 +84,6 @@ func robustAfter(cn *harness.Conn, d time.Duration, mayClose bool) robustReactio
 	return r
 }
 
-// robustNoData is the window in which data bought by a hostile input would
-// show: as long as a bad voucher is given to show it buys nothing.
-func robustNoData(c *harness.C) time.Duration { return c.Timeouts.Quiet + c.Timeouts.Reply/2 }
-
 // robustServes dials t afresh, pays and expects the paid flow: the target
 // is still up and serving. It returns the number of messages.
 func robustServes(c *harness.C, t *harness.Target) int {
@@ -475,7 +471,7 @@ var robust003 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-003", Area: harne
 		if err := cn.Peer.SendBinary(c.Ctx, b); err != nil {
 			c.Failf([]string{"the connection open to send a binary frame"}, "%v", err)
 		}
-		r := robustAfter(cn, robustNoData(c), true)
+		r := robustAfter(cn, c.NoData(), true)
 		n := robustServes(c, t)
 		c.Observe("binary frame holding a valid credential: %s; a fresh connection was served (%d messages)", r, n)
 	}}
@@ -492,7 +488,7 @@ var robust004 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-004", Area: harne
 		if err := cn.Peer.SendText(c.Ctx, []byte(huge)); err != nil {
 			written = fmt.Sprintf("write failed (%v)", err)
 		}
-		r := robustAfter(cn, robustNoData(c), true)
+		r := robustAfter(cn, c.NoData(), true)
 		how := "ignored"
 		switch {
 		case r.closed && r.events[len(r.events)-1].Code == 1009:
@@ -526,7 +522,7 @@ var robust005 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-005", Area: harne
 				break
 			}
 		}
-		r := robustAfter(cn, robustNoData(c), true)
+		r := robustAfter(cn, c.NoData(), true)
 		n := robustServes(c, t)
 		wrote := fmt.Sprintf("all %d written", flood)
 		if werr != nil {
@@ -788,7 +784,7 @@ var robust011 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-011", Area: harne
 		c.Observe("ping before paying answered in %s; then served (%d messages) on the same connection", rtt.Round(time.Microsecond), n)
 	}}
 
-var robust012 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-012", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.AB, Needs: harness.NeedsAny,
+var robust012 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-012", Area: harness.AreaRobust, Level: harness.INFO, Dialects: harness.AB, Needs: harness.NeedsAny, Long: true,
 	Title:       "silent client",
 	Requirement: "Records what the target does with a connection that never pays, over a short window.",
 	Source:      "ws-dialects.md §5 scenario 2, §6 B5"},

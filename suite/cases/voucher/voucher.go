@@ -157,7 +157,7 @@ var voucher001 = harness.Case{Meta: harness.Meta{ID: "WS-VOUCHER-001", Area: har
 		harness.PayAcross(c, t, k, s, t)
 	}}
 
-var voucher002 = harness.Case{Meta: harness.Meta{ID: "WS-VOUCHER-002", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession,
+var voucher002 = harness.Case{Meta: harness.Meta{ID: "WS-VOUCHER-002", Area: harness.AreaVoucher, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsSession, Long: true,
 	Title:       "silence until paid",
 	Requirement: "After a needVoucher the target sends no message while the client withholds its voucher (3 s, scaled), and a late voucher for k ticks then buys exactly k messages.",
 	Source:      "protocol.md §6.9 (pause delivery)"},
@@ -348,7 +348,7 @@ var voucher012 = harness.Case{Meta: harness.Meta{ID: "WS-VOUCHER-012", Area: har
 		t := c.Connect(s.Ch)
 		// Signatures are deterministic: the accepted voucher, byte for byte.
 		t.Send(t.Voucher(v))
-		seen := t.Quiet(c.Timeouts.Quiet+c.Timeouts.Reply/2, nil)
+		seen := t.Quiet(c.NoData(), nil)
 		m1, closed := 0, false
 		for _, e := range seen {
 			if e.IsFrame(frame.KindMessage) {
