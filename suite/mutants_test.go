@@ -2,14 +2,15 @@ package suite_test
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/mppws/conformance/reference/server"
@@ -215,12 +216,17 @@ func TestMutants(t *testing.T) {
 	// than cores keep the machine busy without starving any one of them.
 	sem := make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
-	var caught atomic.Int32
+	var mu sync.Mutex
+	caught, tried := map[string]int{}, map[string]int{}
 	for _, r := range runs {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			s, out, err := runChild(t, "MPPWS_DIALECT="+r.dialect, "MPPWS_FAULT="+string(r.fault), "MPPWS_SHAPE="+r.shape, "MPPWS_SELECT="+strings.Join(r.ids, ","))
+			mu.Lock()
+			defer mu.Unlock()
+			where := cmp.Or(r.shape, "default") + "/" + r.dialect
+			tried[where]++
 			if err != nil {
 				t.Errorf("%s: %v\n%s", r, err, out)
 				return
@@ -229,11 +235,13 @@ func TestMutants(t *testing.T) {
 				t.Errorf("%s not caught: %s\n%s", r, strings.Join(missed, ", "), out)
 				return
 			}
-			caught.Add(1)
+			caught[where]++
 		})
 	}
 	wg.Wait()
-	t.Logf("mutants caught: %d/%d runs", caught.Load(), len(runs))
+	for _, where := range slices.Sorted(maps.Keys(tried)) {
+		t.Logf("%s: %d of %d mutants caught", where, caught[where], tried[where])
+	}
 }
 
 // TestMutantCoverage checks the mutant table: its cases exist and apply to

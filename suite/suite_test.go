@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/server"
@@ -132,7 +133,9 @@ func TestShapes(t *testing.T) {
 			}
 			t.Run(name+"/"+d, func(t *testing.T) {
 				t.Parallel()
+				began := time.Now()
 				s, out, err := runChild(t, "MPPWS_DIALECT="+d, "MPPWS_SHAPE="+name)
+				took := time.Since(began)
 				if err != nil {
 					t.Fatalf("%v\n%s", err, out)
 				}
@@ -144,7 +147,7 @@ func TestShapes(t *testing.T) {
 						t.Errorf("%s: not applicable without a reason", r.ID)
 					}
 				}
-				t.Logf("%s/%s: %v", name, d, s.Counts)
+				t.Logf("%s/%s: %v in %s (shapes run side by side)", name, d, s.Counts, took.Round(100*time.Millisecond))
 			})
 		}
 	}
