@@ -13,10 +13,13 @@ import (
 	"github.com/mppws/conformance/fixtures"
 	refclient "github.com/mppws/conformance/reference/client"
 	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/suite/connect"
 )
 
 func client(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("client", stderr, "conformance client [flags] <ws-url>")
+	var co connect.Options
+	co.Register(fs)
 	channels := fs.String("channels", "", "fixture channels JSON file (default: the embedded fixtures/channels.json)")
 	name := fs.String("channel", "", "pay from this fixture channel (default: the first that matches the challenge)")
 	ledgerPath := fs.String("ledger", "", "file remembering what was signed per channel, read before and written after the run (default: none; vouchers start from zero)")
@@ -52,9 +55,15 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f := refclient.Fault(*fault); f != refclient.FaultNone && !f.Valid() {
 		return usagef("--fault %q: unknown; known: %s", *fault, clientFaultNames())
 	}
+	d, err := connect.New(co)
+	if err != nil {
+		return usageError{err}
+	}
+	defer d.Close()
 	cfg := refclient.Config{
 		Channel: *name, VoucherUnits: *units, Prepay: *prepay, Timeout: *timeout, Ledger: refclient.NewLedger(),
 		Dialect: dialect, Messages: *messages, Fault: refclient.Fault(*fault),
+		Dial: d.DialOptions(), HTTP: d.HTTPClient(),
 	}
 	if *channels != "" {
 		chs, err := fixtures.Load(*channels)
@@ -87,7 +96,7 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		var ce *refclient.Error
 		if errors.As(err, &ce) && ce.Step == "connect" {
-			return setupError{err}
+			return setupError{connect.Explain(err)}
 		}
 		return failedError{msg: "client: " + err.Error()}
 	}

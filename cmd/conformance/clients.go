@@ -25,6 +25,13 @@ server plays one session (honest, cheating or hostile) on a URL of its own.
                               graded
   --listen ADDR               print one URL per case and grade whatever
                               connects (the wire only)
+  --tls-cert FILE --tls-key FILE
+                              serve the case URLs over TLS: {url} is wss://
+                              (host 127.0.0.1 with --exec), dialect B's
+                              probe https://
+  --subprotocol NAME          a WebSocket subprotocol to accept (repeatable,
+                              in order of preference): the scripted server
+                              selects the first the client offers
 
 Select cases by ID (WS-CLIENT-022) or area (wire, metering, cheat,
 lifecycle, hostile); the default is every case.
@@ -48,6 +55,13 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	maxPrepay := fs.Int("max-prepay", 100, "the prepay window: units a client may sign beyond those delivered and the next one")
 	agent := fs.String("agent", "", "the client's name in reports")
 	wait := fs.Duration("wait", 2*time.Minute, "--listen: how long each case waits for the client to arrive")
+	tlsCert := fs.String("tls-cert", "", "serve the case URLs over TLS (wss://) with this PEM certificate (chain first); needs --tls-key")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	var subprotocols []string
+	fs.Func("subprotocol", "WebSocket subprotocol to accept (repeatable, in order of preference): the scripted server selects the first the client offers", func(p string) error {
+		subprotocols = append(subprotocols, p)
+		return nil
+	})
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -59,10 +73,14 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return tw.Flush()
 	}
+	tlsCfg, err := tlsConfig(*tlsCert, *tlsKey)
+	if err != nil {
+		return err
+	}
 	cfg := clients.Config{
 		Exec: *execCmd, Listen: *listen, Dialect: *dialect, Select: fs.Args(), Strict: *strict,
 		TimeoutScale: *scale, ReportDir: *reportDir, Parallel: *parallel, MaxPrepay: *maxPrepay,
-		Agent: *agent, Wait: *wait, Out: stdout,
+		Agent: *agent, Wait: *wait, Out: stdout, TLS: tlsCfg, Subprotocols: subprotocols,
 	}
 	if *channels != "" {
 		chs, err := fixtures.Load(*channels)

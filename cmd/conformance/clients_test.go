@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	refclient "github.com/mppws/conformance/reference/client"
 	"github.com/mppws/conformance/suite/clients"
+	"github.com/mppws/conformance/suite/connect/testcert"
 )
 
 // The client suite grades the reference client through --exec: the
@@ -79,6 +81,60 @@ func TestClientsReference(t *testing.T) {
 			t.Logf("dialect %s: %v", d, s.Counts)
 		})
 	}
+}
+
+// TestClientsOverTLS: with --tls-cert and --tls-key the case URLs are
+// wss:// (and dialect B's probe https://). The reference client, trusting
+// the test CA with --ca-file and offering the subprotocol the suite
+// accepts, passes a wire and a metering case in each dialect; without the
+// CA it cannot connect, and the case fails naming the certificate.
+func TestClientsOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("client suite runs skipped in -short mode")
+	}
+	ca, cert, key := testcert.New(t).Files(t)
+	cmd := clientCommand(buildConformance(t), refclient.FaultNone)
+	trusting := strings.Replace(cmd, " {url}", " --ca-file "+shellWord(ca)+" --subprotocol mpp {url}", 1)
+	for _, d := range []string{"a", "b"} {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			tlsArgs := []string{"--dialect", d, "--tls-cert", cert, "--tls-key", key, "--subprotocol", "mpp"}
+			s, code, out := clientsReport(t, slices.Concat(tlsArgs, []string{"--exec", trusting, "WS-CLIENT-003", "WS-CLIENT-011"}))
+			if code != exitOK || len(s.Results) != 2 {
+				t.Fatalf("dialect %s over TLS with --ca-file: exit %d, %d results\n%s", d, code, len(s.Results), out)
+			}
+			for _, r := range s.Results {
+				if r.Verdict != clients.OK {
+					t.Errorf("%s: %s\n%s", r.ID, r.Verdict, r.Failure)
+				}
+			}
+			s, code, out = clientsReport(t, slices.Concat(tlsArgs, []string{"--exec", cmd, "WS-CLIENT-003"}))
+			if code != exitFailed || len(s.Results) != 1 || s.Results[0].Verdict != clients.Failed {
+				t.Fatalf("dialect %s over TLS without the CA: exit %d; want the case failed\n%s", d, code, out)
+			}
+			if f := s.Results[0].Failure; !strings.Contains(f, "wss://") || !strings.Contains(f, "certificate") || !strings.Contains(f, "--ca-file") {
+				t.Errorf("the failure does not show a wss:// URL and name the certificate and --ca-file:\n%s", f)
+			}
+		})
+	}
+}
+
+// clientsReport runs `conformance clients` with args in this process and
+// returns its conformance.json, exit code and output.
+func clientsReport(t *testing.T, args []string) (s clients.Summary, code int, out string) {
+	t.Helper()
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code = run(context.Background(), slices.Concat([]string{"clients", "--report-dir", dir}, args), &stdout, &stderr)
+	out = stdout.String() + stderr.String()
+	b, err := os.ReadFile(filepath.Join(dir, "conformance.json"))
+	if err != nil {
+		t.Fatalf("conformance %v: exit %d, no report: %v\n%s", args, code, err, out)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("conformance.json: %v", err)
+	}
+	return s, code, out
 }
 
 // clientMutants maps every mutant of the reference client, per dialect,
@@ -213,6 +269,8 @@ func TestClientsCLI(t *testing.T) {
 		{[]string{"clients", "--exec", "x {url}", "--dialect", "c"}, exitUsage, "dialect"},
 		{[]string{"clients", "--exec", "x {url}", "nonsense"}, exitUsage, "neither a client case ID nor an area"},
 		{[]string{"clients", "--listen", "256.0.0.1:1"}, exitSetup, "listen"},
+		{[]string{"clients", "--exec", "x {url}", "--tls-cert", "cert.pem"}, exitUsage, "go together"},
+		{[]string{"clients", "--exec", "x {url}", "--subprotocol", "a,b"}, exitUsage, "--subprotocol"},
 		{[]string{"client", "--fault", "nonsense", "ws://127.0.0.1:1/"}, exitUsage, "unknown"},
 	} {
 		out.Reset()

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
 	"strings"
 	"time"
 
@@ -59,6 +60,13 @@ type Config struct {
 	// Fault injects one deliberate defect (a mutant), for proving that the
 	// client conformance suite catches it. Default FaultNone.
 	Fault Fault
+	// Dial is how the WebSocket is dialled: its HTTPClient's TLS trust,
+	// extra headers, Host and offered subprotocols. Default: websocket.Dial's.
+	Dial *websocket.DialOptions
+	// HTTP sends dialect B's probes, with the same TLS trust and headers
+	// as Dial. Its redirect policy is replaced: the probe must answer 402
+	// itself. Default: a client of the run's own.
+	HTTP *http.Client
 }
 
 // Result is what a successful run saw.
@@ -142,7 +150,7 @@ func Run(ctx context.Context, url string, cfg Config) (Result, error) {
 		return Result{}, &Error{Step: "config", Err: fmt.Errorf("dialect %q is not supported", cfg.Dialect.Name())}
 	}
 
-	ws, _, err := websocket.Dial(ctx, url, nil)
+	ws, _, err := websocket.Dial(ctx, url, cfg.Dial)
 	if err != nil {
 		return Result{}, &Error{Step: "connect", Err: err}
 	}

@@ -66,16 +66,19 @@ func runB(ctx context.Context, wsURL string, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, &Error{Step: "probe", Err: err}
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	defer transport.CloseIdleConnections()
 	r := &run{cfg: cfg, dialect: cfg.Dialect}
 	r.res.Dialect = frame.B.Name()
 	r.b.probeURL = probeURL
-	r.b.http = &http.Client{
-		Transport: transport,
-		// The probe must answer 402 itself: a redirect is a wrong status.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	if cfg.HTTP != nil {
+		c := *cfg.HTTP
+		r.b.http = &c
+	} else {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		defer transport.CloseIdleConnections()
+		r.b.http = &http.Client{Transport: transport}
 	}
+	// The probe must answer 402 itself: a redirect is a wrong status.
+	r.b.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c, err := r.probe(ctx, "")
 	if err != nil {
 		if ue := (*url.Error)(nil); errors.As(err, &ue) {
@@ -86,7 +89,7 @@ func runB(ctx context.Context, wsURL string, cfg Config) (Result, error) {
 	r.current = c
 	r.res.Intent, r.res.Method, r.res.ChallengeID = c.Intent, c.Method, c.ID
 
-	ws, _, err := websocket.Dial(ctx, wsURL, nil)
+	ws, _, err := websocket.Dial(ctx, wsURL, cfg.Dial)
 	if err != nil {
 		return Result{}, &Error{Step: "connect", Err: err}
 	}

@@ -2,14 +2,20 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/client"
+	"github.com/mppws/conformance/reference/frame"
 	"github.com/mppws/conformance/reference/server"
 	"github.com/mppws/conformance/reference/tempo"
 )
@@ -107,5 +113,50 @@ func TestSessionPrepay(t *testing.T) {
 	}
 	if len(res.Messages) != 300 || res.VouchersSent < 15 {
 		t.Fatalf("got %d messages with %d vouchers; want 300 with at least 15", len(res.Messages), res.VouchersSent)
+	}
+}
+
+// TestDialThroughConfig: Config.Dial and Config.HTTP carry the TLS trust
+// and the headers of both dialects' connections, the upgrade and the
+// probe; without them a server of an unknown CA is refused at the connect
+// step, naming the certificate.
+func TestDialThroughConfig(t *testing.T) {
+	for _, d := range []frame.Dialect{frame.A, frame.B} {
+		t.Run(d.Name(), func(t *testing.T) {
+			srv, err := server.New(server.Config{Secret: []byte("end-to-end-secret"), Channels: descriptors(), Dialect: d, Messages: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var gw []string // X-Gw of every request, upgrades and probes
+			hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				gw = append(gw, r.Header.Get("X-Gw"))
+				mu.Unlock()
+				srv.ServeHTTP(w, r)
+			}))
+			t.Cleanup(func() { hs.Close(); srv.Close() })
+			url := "wss" + strings.TrimPrefix(hs.URL, "https")
+
+			// hs.Client() trusts the test certificate; X-Gw is Dial's
+			// header, so only the upgrade carries it.
+			cfg := client.Config{Dialect: d, Timeout: 10 * time.Second, HTTP: hs.Client(),
+				Dial: &websocket.DialOptions{HTTPClient: hs.Client(), HTTPHeader: http.Header{"X-Gw": {"1"}}}}
+			res, err := client.Run(context.Background(), url, cfg)
+			if err != nil || len(res.Messages) != 5 {
+				t.Fatalf("run over TLS: %d messages, %v", len(res.Messages), err)
+			}
+			mu.Lock()
+			if len(gw) == 0 || gw[len(gw)-1] != "1" {
+				t.Errorf("X-Gw on the requests %q; want it on the upgrade, the last", gw)
+			}
+			mu.Unlock()
+
+			_, err = client.Run(context.Background(), url, client.Config{Dialect: d, Timeout: 10 * time.Second})
+			var ce *client.Error
+			if !errors.As(err, &ce) || ce.Step != "connect" || !strings.Contains(err.Error(), "certificate") {
+				t.Fatalf("run without trusting the CA: %v; want a connect error naming the certificate", err)
+			}
+		})
 	}
 }

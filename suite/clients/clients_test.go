@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/mppws/conformance/fixtures"
@@ -131,6 +133,41 @@ func TestCrashed(t *testing.T) {
 	} {
 		if got := crashed(tc.ex, tc.out) != ""; got != tc.want {
 			t.Errorf("%+v %q: crashed %t, want %t", tc.ex, tc.out, got, tc.want)
+		}
+	}
+}
+
+// TestSubprotocol: the scripted server selects the first subprotocol it
+// accepts that the client offers, in its own order of preference, serves a
+// client that offers none without one, and says in the case's transcript
+// which were offered and which was selected.
+func TestSubprotocol(t *testing.T) {
+	c, _ := lookup("WS-CLIENT-001")
+	for _, tc := range []struct {
+		offer            []string
+		want, transcript string
+	}{
+		{[]string{"json", "mpp", "mpp.v2"}, "mpp.v2", "offered subprotocols json, mpp, mpp.v2; selected mpp.v2"},
+		{nil, "", "offered no subprotocol; selected none (the suite accepts mpp.v2, mpp)"},
+	} {
+		o := &options{dialect: frame.A, channels: fixtures.Default(), scale: 1, window: 100, subprotocols: []string{"mpp.v2", "mpp"}}
+		ctx, cancel := context.WithCancel(context.Background())
+		cr := newCaseRun(ctx, c, o, c.offerOf(o))
+		hs := httptest.NewServer(cr)
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http"), &websocket.DialOptions{Subprotocols: tc.offer})
+		if err != nil {
+			t.Fatalf("offering %q: %v", tc.offer, err)
+		}
+		got := ws.Subprotocol()
+		ws.CloseNow()
+		cancel()
+		cr.wg.Wait()
+		hs.Close()
+		if got != tc.want {
+			t.Errorf("offering %q: selected %q, want %q", tc.offer, got, tc.want)
+		}
+		if tr := cr.rec.Transcript(); !strings.Contains(tr, tc.transcript) {
+			t.Errorf("offering %q: the transcript does not say %q:\n%s", tc.offer, tc.transcript, tr)
 		}
 	}
 }

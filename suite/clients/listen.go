@@ -38,7 +38,7 @@ func (r *runner) listen(ctx context.Context, chosen []*Case) ([]Result, error) {
 		if c.runs() > 1 {
 			runs = fmt.Sprintf("  (connect %d times, one run after the other)", c.runs())
 		}
-		r.progress("%s ws://%s%s%s\n", c.ID, host, path, runs)
+		r.progress("%s %s://%s%s%s\n", c.ID, r.scheme, host, path, runs)
 		wg.Go(func() {
 			defer cancel()
 			defer r.route(path, nil)

@@ -10,6 +10,7 @@ package clients
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/mppws/conformance/fixtures"
 	"github.com/mppws/conformance/reference/frame"
+	"github.com/mppws/conformance/suite/connect"
 )
 
 // ErrUsage marks a configuration or selection error (exit 2).
@@ -70,6 +72,14 @@ type Config struct {
 	Wait time.Duration
 	// Out receives progress, the listen URLs and the summary.
 	Out io.Writer
+	// TLS, when set, serves the case URLs over TLS: wss:// URLs, and
+	// dialect B's probes over https://. With Exec the URLs' host is
+	// 127.0.0.1, which the certificate must cover.
+	TLS *tls.Config
+	// Subprotocols are the WebSocket subprotocols the scripted server
+	// accepts, in order of preference: it selects the first of them the
+	// client offers, and serves a client that offers none without one.
+	Subprotocols []string
 }
 
 // Timing of a case, before --timeout-scale.
@@ -91,6 +101,8 @@ type options struct {
 	channels []fixtures.Channel
 	scale    float64
 	window   int
+	// subprotocols the scripted server accepts, in order of preference.
+	subprotocols []string
 }
 
 func (o *options) b() bool { return o.dialect.Name() == frame.B.Name() }
@@ -131,6 +143,11 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.MaxPrepay < 1 {
 		return fmt.Errorf("max prepay %d: want at least one unit", cfg.MaxPrepay)
+	}
+	for _, p := range cfg.Subprotocols {
+		if err := connect.CheckSubprotocol(p); err != nil {
+			return err
+		}
 	}
 	if cfg.Channels == nil {
 		cfg.Channels = fixtures.Default()
@@ -188,9 +205,10 @@ type outcome struct {
 
 // runner holds a run's HTTP server and the case URLs it routes.
 type runner struct {
-	cfg  Config
-	o    *options
-	addr string
+	cfg    Config
+	o      *options
+	addr   string
+	scheme string // of the case URLs: ws, or wss over TLS
 
 	mu    sync.Mutex
 	cases map[string]*caseRun // by URL path
@@ -239,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	o := &options{dialect: frame.A, channels: cfg.Channels, scale: cfg.TimeoutScale, window: cfg.MaxPrepay}
+	o := &options{dialect: frame.A, channels: cfg.Channels, scale: cfg.TimeoutScale, window: cfg.MaxPrepay, subprotocols: cfg.Subprotocols}
 	if cfg.Dialect == "b" {
 		o.dialect = frame.B
 	}
@@ -256,7 +274,12 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: listen: %v", ErrSetup, err)
 	}
-	r := &runner{cfg: cfg, o: o, addr: ln.Addr().String(), cases: map[string]*caseRun{}}
+	r := &runner{cfg: cfg, o: o, addr: ln.Addr().String(), scheme: "ws", cases: map[string]*caseRun{}}
+	if cfg.TLS != nil {
+		// One listener serves upgrades and dialect B's probes: both go
+		// over TLS.
+		ln, r.scheme = tls.NewListener(ln, cfg.TLS), "wss"
+	}
 	hs := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	defer hs.Close()
@@ -337,7 +360,7 @@ func (r *runner) execCase(ctx context.Context, c *Case) (outcome, error) {
 	}
 	defer os.RemoveAll(state)
 	vars := map[string]string{
-		"url": "ws://" + r.addr + path, "case": c.ID, "dialect": r.cfg.Dialect,
+		"url": r.scheme + "://" + r.addr + path, "case": c.ID, "dialect": r.cfg.Dialect,
 		"timeout": fmt.Sprint(int(math.Ceil(r.o.scaled(clientTimeout).Seconds()))),
 		"state":   state + "/state.json",
 	}

@@ -169,7 +169,7 @@ func (cr *caseRun) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cr.mu.Unlock()
 	defer cr.wg.Done()
 	defer cr.connEnded()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, Subprotocols: cr.o.subprotocols})
 	if err != nil {
 		cr.rec.Note("upgrade of c%d failed: %v", n, err)
 		return
@@ -177,13 +177,41 @@ func (cr *caseRun) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(1 << 20)
 	c := newConn(cr, ws, n)
 	defer c.stop()
-	cr.rec.line(c.name, note, "client connected to "+r.URL.Path)
+	cr.rec.line(c.name, note, "client connected to "+r.URL.Path+subprotocolNote(r.Header, cr.o.subprotocols, ws.Subprotocol()))
 	if cr.c.Script != nil {
 		cr.c.Script(c)
 	} else {
 		honest(c)
 	}
 	c.drain()
+}
+
+// subprotocolNote says which subprotocols the client offered and which one
+// was selected, so a client that insists on one can tell why it was or was
+// not served with it; "" when neither the client nor the suite named any.
+func subprotocolNote(h http.Header, accepted []string, selected string) string {
+	var offered []string
+	for _, v := range h.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				offered = append(offered, p)
+			}
+		}
+	}
+	if len(offered) == 0 && len(accepted) == 0 {
+		return ""
+	}
+	s := "; offered no subprotocol"
+	if len(offered) > 0 {
+		s = "; offered subprotocols " + strings.Join(offered, ", ")
+	}
+	switch {
+	case selected != "":
+		return s + "; selected " + selected
+	case len(accepted) == 0:
+		return s + "; selected none (the suite accepts none: see --subprotocol)"
+	}
+	return s + "; selected none (the suite accepts " + strings.Join(accepted, ", ") + ")"
 }
 
 func (cr *caseRun) connEnded() {

@@ -116,8 +116,8 @@ func New(o Options) (*Dialer, error) {
 		d.header.Set("Origin", o.Origin)
 	}
 	for _, p := range o.Subprotocols {
-		if !isToken(p) {
-			errs = append(errs, fmt.Errorf("--subprotocol %q: want a token (letters, digits and !#$%%&'*+-.^_`|~); repeat the flag to offer several", p))
+		if err := CheckSubprotocol(p); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	d.subprotocols = append([]string(nil), o.Subprotocols...)
@@ -156,6 +156,15 @@ func trust(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", file)
 	}
 	return pool, nil
+}
+
+// CheckSubprotocol says why p cannot be a --subprotocol, if it cannot: a
+// subprotocol is a token, and a comma would split it in two on the wire.
+func CheckSubprotocol(p string) error {
+	if !isToken(p) {
+		return fmt.Errorf("--subprotocol %q: want a token (letters, digits and !#$%%&'*+-.^_`|~); repeat the flag to give several", p)
+	}
+	return nil
 }
 
 // validOrigin reports whether s is an RFC 6454 serialized origin.
