@@ -29,31 +29,34 @@ type Run struct {
 
 	mu       sync.Mutex
 	setupErr error // set by a case that found the target unusable (exit 3)
-	// slowest is the longest the target has taken from a voucher to the
-	// first message it bought.
+	// slowest is the longest the target has taken to deliver a message it
+	// owed: from the voucher that bought it, or from the message before.
 	slowest time.Duration
 }
 
-// served records how long the target took from a voucher to the first
-// message it bought.
+// served records how long the target took to deliver a message it owed.
 func (r *Run) served(d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.slowest = max(r.slowest, d)
 }
 
+// pace is the slowest the target has been to deliver a message it owed.
+func (r *Run) pace() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.slowest
+}
+
 // NoData is how long a case watches for data that an input must not buy:
-// the quiet window, plus four times the slowest the target has been to
-// serve a valid voucher in this run, at most half the reply timeout (all
-// of it before the first measurement). Data bought by mistake comes as
-// fast as data bought by right, so on a fast target the window is short.
+// the quiet window, plus four times the target's pace in this run, at most
+// half the reply timeout (all of it before the first measurement). Data
+// bought by mistake comes as fast as data bought by right, so on a fast
+// target the window is short.
 func (c *C) NoData() time.Duration {
-	c.r.mu.Lock()
-	slowest := c.r.slowest
-	c.r.mu.Unlock()
 	grace := c.r.t.Reply / 2
-	if slowest > 0 {
-		grace = min(grace, 4*slowest)
+	if pace := c.r.pace(); pace > 0 {
+		grace = min(grace, 4*pace)
 	}
 	return c.r.t.Quiet + grace
 }

@@ -233,9 +233,11 @@ func (c *C) Dial(t *Target) *Conn {
 	if t.Dialect.probes() {
 		return cn
 	}
-	e, ok := cn.Next(c.r.t.Connect)
+	// The target speaks first: its challenge is a reply to the upgrade,
+	// due within the reply timeout, not the connect one.
+	e, ok := cn.Next(c.r.t.Reply)
 	if !ok {
-		c.Failf([]string{"a challenge frame within " + c.r.t.Connect.String()}, "nothing")
+		c.Failf([]string{"a challenge frame within " + c.r.t.Reply.String() + " of the upgrade"}, "nothing")
 	}
 	if !e.IsFrame(frame.KindChallenge) {
 		c.Failf([]string{"a challenge frame first"}, "%s", e)

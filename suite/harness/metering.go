@@ -73,7 +73,7 @@ func (s *Session) Barrier(variant string, here bool) *Session {
 	defer func() { s.after = "" }()
 	n, refusals := 0, 0
 	for {
-		m, nv, end, e := s.read(1 - n)
+		m, nv, end, e := s.read(1-n, 1-n)
 		n += m
 		switch end {
 		case endNeedVoucher:

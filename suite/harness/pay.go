@@ -42,7 +42,7 @@ func (c *C) ExpectServed(cn *Conn, s *Session) int {
 	if s != nil {
 		// What an earlier case left on the channel may outlast the stream:
 		// served is served, whichever way the stream stops.
-		n, nv, end, e := s.read(-1)
+		n, nv, end, e := s.read(-1, -1)
 		c.Check(end != endRefused, "message frames for a voucher one tick above everything the suite signed", "%s after %d messages", e, n)
 		if end == endNeedVoucher {
 			s.CheckNeedVoucher(nv, s.Acct.Signed)
@@ -53,7 +53,7 @@ func (c *C) ExpectServed(cn *Conn, s *Session) int {
 			// its socket is gone (ws-dialects.md §5 scenario 18). Once more.
 			c.Observe("the first tick was spent off this connection; paid one more")
 			s.PayUnits(1)
-			n, _, end, e = s.read(-1)
+			n, _, end, e = s.read(-1, -1)
 			c.Check(end != endRefused, "message frames for a voucher of one more tick", "%s after %d messages", e, n)
 		}
 		c.Check(n >= 1, "at least one message for a voucher of one tick", "%d messages", n)

@@ -280,10 +280,10 @@ func (c *C) OpenSession(f ChannelFilter) *Session {
 		}
 		s.Send(s.Voucher(amount))
 		s.paying(amount)
-		n, nv, end, e := s.read(-1)
+		bound := UnitsBetween(s, amount, floor)
+		n, nv, end, e := s.read(-1, bound)
 		switch end {
 		case endNeedVoucher:
-			bound := UnitsBetween(s, amount, floor)
 			c.Check(n <= bound, fmt.Sprintf("at most %d messages for a voucher of %s: spent was at least %s (the target said so earlier), tick %s", bound, amount, floor, s.Tick),
 				"%d messages before needVoucher", n)
 			s.learn(nv, amount, floor)
@@ -399,22 +399,45 @@ const (
 // target asks for a voucher, ends the stream, or refuses the last voucher.
 // It fails at the first frame a metered stream must not send, at the first
 // message beyond limit (when limit >= 0), and when nothing decisive arrives
-// within the stream timeout, however many stale frames keep coming.
-func (s *Session) read(limit int) (n int, nv frame.NeedVoucher, end streamEnd, last peer.Event) {
+// within the stream timeout, however many stale frames keep coming. Once
+// owed messages have arrived (owed >= 0: the balance is spent), the target
+// owes the needVoucher or the end of the stream within the reply timeout
+// plus its pace (the slowest it has been to deliver a message in this run
+// or this read): a stream that stalls there fails without waiting out the
+// stream timeout.
+func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end streamEnd, last peer.Event) {
 	t := s.C.r.t
-	deadline := time.Now().Add(t.Stream)
+	start := time.Now()
+	deadline := start.Add(t.Stream)
 	timed := s.timed
 	s.timed = false
+	prev, gap := start, time.Duration(0)
+	if timed {
+		prev = s.paidAt
+	}
+	owe := func(now time.Time) {
+		if due := now.Add(t.Reply + max(gap, s.C.r.pace())); n == owed && due.Before(deadline) {
+			deadline = due
+		}
+	}
+	owe(start)
 	for {
 		e, ok := s.Next(time.Until(deadline))
 		switch {
+		case !ok && owed >= 0 && n >= owed:
+			s.C.Failf([]string{fmt.Sprintf("a needVoucher (or the end of the stream) once the %d messages paid for had arrived", owed)},
+				"nothing for %s after message %d%s", time.Since(prev).Round(time.Millisecond), n, s.afterNote())
 		case !ok:
 			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "no needVoucher within %s; %d messages", t.Stream, n)
 		case e.IsFrame(frame.KindMessage):
-			if timed && n == 0 {
-				s.C.r.served(time.Since(s.paidAt))
+			now := time.Now()
+			if n > 0 || timed {
+				gap = max(gap, now.Sub(prev))
+				s.C.r.served(now.Sub(prev))
 			}
+			prev = now
 			n++
+			owe(now)
 			s.Delivered++
 			if limit >= 0 && n > limit {
 				s.C.Failf([]string{fmt.Sprintf("exactly %d messages for the voucher of %s, then a needVoucher", limit, s.Paid)}, "message %d: %s%s", n, e, s.afterNote())
@@ -455,7 +478,7 @@ func (s *Session) afterNote() string {
 // many arrived. The end of the stream first means the target streams too
 // few messages per connection for the case; a refusal fails the case.
 func (s *Session) ReadUntilNeedVoucher() (int, frame.NeedVoucher) {
-	n, nv, end, e := s.read(-1)
+	n, nv, end, e := s.read(-1, -1)
 	s.mustContinue(end, e, n)
 	return n, nv
 }
@@ -500,7 +523,7 @@ func (s *Session) CheckNeedVoucher(nv frame.NeedVoucher, accepted *big.Int) {
 // match the accounting. It returns the needVoucher.
 func (s *Session) ExpectUnits(k int, accepted *big.Int) frame.NeedVoucher {
 	before := new(big.Int).Set(s.Acct.Spent)
-	n, nv, end, e := s.read(k)
+	n, nv, end, e := s.read(k, k)
 	s.mustContinue(end, e, n)
 	s.C.Check(n == k, fmt.Sprintf("exactly %d messages, then needVoucher", k), "%d messages, then needVoucher", n)
 	s.CheckNeedVoucher(nv, accepted)
