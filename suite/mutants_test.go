@@ -63,6 +63,7 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultCrashOnOversize:     {"WS-ROBUST-004", "WS-ROBUST-013"},
 		server.FaultCrashOnReject:       {"WS-ROBUST-005"},
 		server.FaultSerialStreams:       {"WS-ROBUST-006", "WS-ROBUST-008"},
+		server.FaultGlobalWriteLock:     {"WS-ROBUST-006"},
 		server.FaultConnectionCap:       {"WS-ROBUST-007"},
 	},
 	"b": {
@@ -108,6 +109,7 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultCrashOnOversize:     {"WS-ROBUST-004", "WS-ROBUST-013"},
 		server.FaultCrashOnReject:       {"WS-ROBUST-005"},
 		server.FaultSerialStreams:       {"WS-ROBUST-006", "WS-ROBUST-008"},
+		server.FaultGlobalWriteLock:     {"WS-ROBUST-006"},
 	},
 }
 
