@@ -64,6 +64,7 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultCrashOnOversize:     {"WS-ROBUST-004", "WS-ROBUST-013"},
 		server.FaultCrashOnReject:       {"WS-ROBUST-005"},
 		server.FaultSerialStreams:       {"WS-ROBUST-006", "WS-ROBUST-008"},
+		server.FaultGlobalWriteLock:     {"WS-ROBUST-006"},
 		server.FaultConnectionCap:       {"WS-ROBUST-007"},
 	},
 	"b": {
@@ -109,6 +110,7 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultCrashOnOversize:     {"WS-ROBUST-004", "WS-ROBUST-013"},
 		server.FaultCrashOnReject:       {"WS-ROBUST-005"},
 		server.FaultSerialStreams:       {"WS-ROBUST-006", "WS-ROBUST-008"},
+		server.FaultGlobalWriteLock:     {"WS-ROBUST-006"},
 	},
 }
 

@@ -143,6 +143,9 @@ func (c *conn) run(parent context.Context) {
 		defer c.s.fault.serial.Unlock()
 		defer func() { <-ctx.Done() }() // the connection ends when the client leaves (finish)
 	}
+	if c.s.cfg.Fault == FaultGlobalWriteLock && !c.b {
+		defer func() { <-ctx.Done() }() // open after the receipt (finish) until the client leaves
+	}
 
 	if c.s.cfg.Intent == IntentCharge {
 		c.streamCharge(ctx)
@@ -268,7 +271,7 @@ func (c *conn) failProblem(ctx context.Context, err error) {
 
 // finish closes normally after the receipt.
 func (c *conn) finish(reason string) {
-	if c.s.cfg.Fault == FaultSerialStreams && !c.b {
+	if (c.s.cfg.Fault == FaultSerialStreams || c.s.cfg.Fault == FaultGlobalWriteLock) && !c.b {
 		return // as mpp-rs, the socket stays open after the receipt
 	}
 	c.close.Do(func() {

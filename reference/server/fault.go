@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -8,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,6 +183,13 @@ const (
 	// connection, left open after its receipt as mpp-rs leaves it, ends
 	// when the client leaves.
 	FaultSerialStreams Fault = "serial-streams"
+	// FaultGlobalWriteLock writes to every WebSocket of the server under one
+	// server-wide lock, held for the whole socket write, the library's pongs
+	// included: once a peer that stops reading has filled its socket, the
+	// write blocked on it holds every other connection's writes until it
+	// fails. A dialect A connection stays open after its receipt, as mpp-rs
+	// leaves it, until the client leaves.
+	FaultGlobalWriteLock Fault = "global-write-lock"
 	// FaultConnectionCap serves at most connectionCap WebSockets at once and
 	// answers 503 beyond: far below the load a server must take.
 	FaultConnectionCap Fault = "connection-cap"
@@ -206,7 +216,7 @@ var Faults = []Fault{
 	FaultUnitAfterAsk, FaultPartialTick, FaultHighS, FaultLenientAmount, FaultAnyChain,
 	FaultRefundOnDrop, FaultUnknownChannel,
 	FaultWedge, FaultBinaryAsText, FaultCrashOnOversize, FaultCrashOnReject, FaultSerialStreams,
-	FaultConnectionCap,
+	FaultGlobalWriteLock, FaultConnectionCap,
 }
 
 // Valid reports whether f is a known mutant.
@@ -268,6 +278,7 @@ func snake(s string) string {
 type faultState struct {
 	challenged atomic.Bool  // FaultChallengeOnce: the one challenge went out
 	serial     sync.Mutex   // FaultSerialStreams: held by the running stream
+	writes     sync.Mutex   // FaultGlobalWriteLock: held by every socket write
 	conns      atomic.Int32 // FaultConnectionCap: WebSockets open
 }
 
@@ -508,4 +519,44 @@ func (s *Server) capped() (over bool, done func()) {
 		return false, func() {}
 	}
 	return s.fault.conns.Add(1) > connectionCap, func() { s.fault.conns.Add(-1) }
+}
+
+// lockWrites wraps w under FaultGlobalWriteLock, so that the connection a
+// WebSocket hijacks from it writes under the server-wide lock.
+func (s *Server) lockWrites(w http.ResponseWriter) http.ResponseWriter {
+	if s.cfg.Fault != FaultGlobalWriteLock {
+		return w
+	}
+	return lockedWriter{w, &s.fault.writes}
+}
+
+type lockedWriter struct {
+	http.ResponseWriter
+	mu *sync.Mutex
+}
+
+// Hijack hands the WebSocket library a connection whose writes, its
+// buffered ones included, take the lock.
+func (w lockedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	lc := lockedConn{c, w.mu}
+	brw.Writer.Reset(lc) // empty: the HTTP server flushed the 101 before it let go
+	return lc, brw, nil
+}
+
+// lockedConn holds the lock for the whole of each write, however long a
+// full socket makes it block. Close does not take it: closing is what
+// fails a blocked write.
+type lockedConn struct {
+	net.Conn
+	mu *sync.Mutex
+}
+
+func (c lockedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.Write(p)
 }

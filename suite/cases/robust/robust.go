@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -90,6 +91,18 @@ func robustServes(c *harness.C, t *harness.Target) int {
 	cn := c.Dial(t)
 	s := c.PayValid(cn)
 	return c.ExpectServed(cn, s)
+}
+
+// robustTimedServes is robustServes timed from the dial to the end of the
+// stream. It closes the connection after: a session stream left waiting on
+// the channel would take units paid for a later flow.
+func robustTimedServes(c *harness.C, t *harness.Target) (int, time.Duration) {
+	start := time.Now()
+	cn := c.Dial(t)
+	n := c.ExpectServed(cn, c.PayValid(cn))
+	took := time.Since(start)
+	cn.CloseNormally()
+	return n, took
 }
 
 // robustUsable expects cn to be open and then to serve a valid credential.
@@ -274,7 +287,8 @@ func robustRounds(c *harness.C, ss []*harness.Session, auths []string) []robustR
 }
 
 // robustBare is a WebSocket client written by hand on a raw socket: it reads
-// the upgrade response and the first frame, and then never reads again.
+// the upgrade response and the first frame, and then never reads again,
+// however many pings it sends (flood).
 type robustBare struct {
 	conn         net.Conn
 	br           *bufio.Reader
@@ -299,12 +313,13 @@ func robustBareDial(ctx context.Context, raw string, tlsConfig *tls.Config, writ
 		host = net.JoinHostPort(u.Hostname(), port)
 	}
 	var conn net.Conn
+	nd := &net.Dialer{Control: robustShrink}
 	switch u.Scheme {
 	case "ws":
-		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", host)
+		conn, err = nd.DialContext(ctx, "tcp", host)
 	case "wss":
 		tlsConfig.ServerName, tlsConfig.NextProtos = u.Hostname(), []string{"http/1.1"}
-		conn, err = (&tls.Dialer{Config: tlsConfig}).DialContext(ctx, "tcp", host)
+		conn, err = (&tls.Dialer{NetDialer: nd, Config: tlsConfig}).DialContext(ctx, "tcp", host)
 	default:
 		return nil, fmt.Errorf("scheme %q: want ws or wss", u.Scheme)
 	}
@@ -421,6 +436,98 @@ func (b *robustBare) writeText(p []byte) error {
 	return err
 }
 
+// The bare client of WS-ROBUST-006 asks before it connects for a small
+// receive buffer, so the window it offers is small, and a small send
+// buffer, so its writes stall within the stall window once the target
+// stops reading: Linux wakes a blocked writer only when much of its buffer
+// has drained, which with an autotuned buffer of megabytes takes longer
+// than the window on a slow target.
+const (
+	robustRcvBuf = 4 << 10
+	robustSndBuf = 64 << 10
+)
+
+// robustFloodBytes is how many bytes of pongs the bare client asks the
+// target for. Measured by TestFloodFillsSendBuffer against the reference
+// on Linux 6.18 over loopback: with the buffers above, the reference had
+// written 2,995,700 bytes (2.9 MiB) of pongs when its writes blocked,
+// 2,990,080 in its send queue and 5,620 in the client's receive queue, its
+// send buffer grown to net.ipv4.tcp_wmem's default ceiling of 4 MiB; a
+// Linux target holds at most about as much on any link unless that
+// ceiling is raised. 16 MiB is 5.6 times the figure. A target that stops
+// reading is asked for much less: the flood ends when its writes stall.
+const robustFloodBytes = 16 << 20
+
+// robustPingFrame is the size of one of the bare client's pings on the
+// wire: a 2-byte header, a 4-byte mask and the largest control payload, 125
+// bytes (RFC 6455 §5.5). Each asks for a pong of robustPongFrame bytes.
+const (
+	robustPingFrame = 2 + 4 + 125
+	robustPongFrame = 2 + 125
+)
+
+// robustFlood is what the bare client's ping flood did.
+type robustFlood struct {
+	pings   int           // pings written whole
+	took    time.Duration // how long it wrote
+	stalled bool          // a write made no progress for the stall window
+	err     error         // a write failed: the target closed the connection
+	more    bool          // the time limit ended it with pings left to write
+}
+
+// String says how far the flood got and why it stopped.
+func (f robustFlood) String() string {
+	s := fmt.Sprintf("%d pings (%s of pongs owed) in %s", f.pings, robustMiB(f.pings*robustPongFrame), f.took.Round(time.Millisecond))
+	switch {
+	case f.err != nil:
+		return fmt.Sprintf("%s, then the target closed the connection (%v)", s, f.err)
+	case f.stalled:
+		return s + ", then the target stopped reading"
+	case f.more:
+		return s + ", the target still reading when the time ran out"
+	}
+	return s + ", all read by the target"
+}
+
+func robustMiB(n int) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// flood writes up to pings pings and never reads the pongs every endpoint
+// owes for them (RFC 6455 §5.5.2), so the target writes into a socket
+// nobody reads until its send buffer is full. It stops when a write makes
+// no progress for stall (the target stopped reading), when a write fails
+// (the target closed the connection), or after limit.
+func (b *robustBare) flood(pings int, stall, limit time.Duration) (f robustFlood) {
+	const batch = 64 // pings per write
+	buf := make([]byte, batch*robustPingFrame)
+	began := time.Now()
+	defer func() { f.took = time.Since(began) }()
+	for f.pings < pings {
+		if time.Since(began) >= limit {
+			f.more = true
+			return f
+		}
+		out := buf[:min(batch, pings-f.pings)*robustPingFrame]
+		// Random masks and payloads: the target echoes whatever it unmasks.
+		_, _ = rand.Read(out)
+		for i := 0; i < len(out); i += robustPingFrame {
+			out[i], out[i+1] = 0x89, 0x80|125 // FIN ping, masked, 125 bytes
+		}
+		_ = b.conn.SetWriteDeadline(time.Now().Add(stall))
+		n, err := b.conn.Write(out)
+		f.pings += n / robustPingFrame
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			f.stalled = true
+			return f
+		case err != nil:
+			f.err = err
+			return f
+		}
+	}
+	return f
+}
+
 func (b *robustBare) Close() { b.conn.Close() }
 
 // Cases are the robustness cases, each with its catalogue entry.
@@ -533,10 +640,11 @@ var robust005 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-005", Area: harne
 
 var robust006 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-006", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.AB, Needs: harness.NeedsAny, Schedule: harness.Alone, Channels: 2,
 	Title:       "a client that stops reading does not stall others",
-	Requirement: "While one paid connection never reads, other connections are served completely.",
-	Source:      "suite requirement: bounded resources against hostile peers"},
+	Requirement: "While one paid connection never reads and pings until the target's send buffer towards it is full (or the target closes it), another connection is served completely, within the reply timeout of the time an unhindered one takes.",
+	Source:      "suite requirement: bounded resources against hostile peers; RFC 6455 §5.5.2 (a ping is answered with a pong)"},
 	Run: func(c *harness.C) {
 		t := c.Target()
+		_, alone := robustTimedServes(c, t)
 		var bareSession *harness.Session
 		if t.Intent == "session" {
 			// The bare client pays from the last channel and the normal
@@ -587,11 +695,13 @@ var robust006 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-006", Area: harne
 		if err := bare.writeText(b); err != nil {
 			c.Failf([]string{"the bare connection open for its credential"}, "%v", err)
 		}
-		c.T.Note("[bare] paid; it never reads again")
-		time.Sleep(c.Timeouts.Quiet) // the target starts streaming into a socket nobody reads
-		start := time.Now()
-		n := robustServes(c, t)
-		c.Observe("while a paid connection never read, another connection was served completely (%d messages in %s)", n, time.Since(start).Round(time.Millisecond))
+		c.T.Note("[bare] paid; it never reads again, and pings")
+		f := bare.flood(robustFloodBytes/robustPongFrame, c.Timeouts.Quiet, c.Timeouts.Stream)
+		c.T.Note("[bare] %s", f)
+		n, took := robustTimedServes(c, t)
+		c.Check(took <= alone+c.Timeouts.Reply, fmt.Sprintf("served within %s (the %s an unhindered connection took, plus the reply timeout)", (alone+c.Timeouts.Reply).Round(time.Millisecond), alone.Round(time.Millisecond)),
+			"%d messages in %s, after the connection that never read sent %s", n, took.Round(time.Millisecond), f)
+		c.Observe("the connection that paid and never read sent %s; meanwhile another connection was served completely (%d messages in %s; %s alone)", f, n, took.Round(time.Millisecond), alone.Round(time.Millisecond))
 	}}
 
 var robust007 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-007", Area: harness.AreaRobust, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsCharge, Schedule: harness.Alone,
