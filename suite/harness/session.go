@@ -399,34 +399,46 @@ const (
 // target asks for a voucher, ends the stream, or refuses the last voucher.
 // It fails at the first frame a metered stream must not send, at the first
 // message beyond limit (when limit >= 0), and when nothing decisive arrives
-// within the stream timeout, however many stale frames keep coming. Once
-// owed messages have arrived (owed >= 0: the balance is spent), the target
-// owes the needVoucher or the end of the stream within the reply timeout
-// plus its pace (the slowest it has been to deliver a message in this run
-// or this read): a stream that stalls there fails without waiting out the
-// stream timeout.
+// within the stream timeout, however many stale frames keep coming. A
+// silent target fails sooner, by what it owes: once owed messages have
+// arrived (owed >= 0: the balance is spent), the needVoucher or the end of
+// the stream within the reply timeout plus its pace (the slowest it has
+// been to deliver a message in this run or this read); after any message,
+// the next frame within the reply timeout plus four times its pace.
 func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end streamEnd, last peer.Event) {
 	t := s.C.r.t
 	start := time.Now()
-	deadline := start.Add(t.Stream)
+	stop := start.Add(t.Stream)
 	timed := s.timed
 	s.timed = false
 	prev, gap := start, time.Duration(0)
 	if timed {
 		prev = s.paidAt
 	}
-	owe := func(now time.Time) {
-		if due := now.Add(t.Reply + max(gap, s.C.r.pace())); n == owed && due.Before(deadline) {
-			deadline = due
+	var deadline time.Time
+	due := func(now time.Time) {
+		pace := max(gap, s.C.r.pace())
+		deadline = stop
+		switch {
+		case n == owed:
+			deadline = now.Add(t.Reply + pace)
+		case n > 0:
+			deadline = now.Add(t.Reply + 4*pace)
+		}
+		if stop.Before(deadline) {
+			deadline = stop
 		}
 	}
-	owe(start)
+	due(start)
 	for {
 		e, ok := s.Next(time.Until(deadline))
 		switch {
-		case !ok && owed >= 0 && n >= owed:
+		case !ok && deadline.Before(stop) && n == owed:
 			s.C.Failf([]string{fmt.Sprintf("a needVoucher (or the end of the stream) once the %d messages paid for had arrived", owed)},
 				"nothing for %s after message %d%s", time.Since(prev).Round(time.Millisecond), n, s.afterNote())
+		case !ok && deadline.Before(stop):
+			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out, with no pause in the stream over " + (t.Reply + 4*max(gap, s.C.r.pace())).Round(time.Millisecond).String() + " (the reply timeout plus four times the target's pace; --timeout-scale for slower streams)"},
+				"the stream stalled: nothing for %s after message %d%s", time.Since(prev).Round(time.Millisecond), n, s.afterNote())
 		case !ok:
 			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "no needVoucher within %s; %d messages", t.Stream, n)
 		case e.IsFrame(frame.KindMessage):
@@ -437,7 +449,7 @@ func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end stream
 			}
 			prev = now
 			n++
-			owe(now)
+			due(now)
 			s.Delivered++
 			if limit >= 0 && n > limit {
 				s.C.Failf([]string{fmt.Sprintf("exactly %d messages for the voucher of %s, then a needVoucher", limit, s.Paid)}, "message %d: %s%s", n, e, s.afterNote())
