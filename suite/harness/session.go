@@ -403,21 +403,21 @@ const (
 // silent target fails sooner, by what it owes: once owed messages have
 // arrived (owed >= 0: the balance is spent), the needVoucher or the end of
 // the stream within the reply timeout plus its pace (the slowest it has
-// been to deliver a message in this run or this read); after any message,
-// the next frame within the reply timeout plus four times its pace.
+// been to deliver a message in this run, this read included); after any
+// message, the next frame within the reply timeout plus four times its pace.
 func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end streamEnd, last peer.Event) {
 	t := s.C.r.t
 	start := time.Now()
 	stop := start.Add(t.Stream)
 	timed := s.timed
 	s.timed = false
-	prev, gap := start, time.Duration(0)
+	prev := start
 	if timed {
 		prev = s.paidAt
 	}
 	var deadline time.Time
 	due := func(now time.Time) {
-		pace := max(gap, s.C.r.pace())
+		pace := s.C.r.pace()
 		deadline = stop
 		switch {
 		case n == owed:
@@ -437,14 +437,13 @@ func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end stream
 			s.C.Failf([]string{fmt.Sprintf("a needVoucher (or the end of the stream) once the %d messages paid for had arrived", owed)},
 				"nothing for %s after message %d%s", time.Since(prev).Round(time.Millisecond), n, s.afterNote())
 		case !ok && deadline.Before(stop):
-			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out, with no pause in the stream over " + (t.Reply + 4*max(gap, s.C.r.pace())).Round(time.Millisecond).String() + " (the reply timeout plus four times the target's pace; --timeout-scale for slower streams)"},
+			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out, with no pause in the stream over " + (t.Reply + 4*s.C.r.pace()).Round(time.Millisecond).String() + " (the reply timeout plus four times the target's pace; --timeout-scale for slower streams)"},
 				"the stream stalled: nothing for %s after message %d%s", time.Since(prev).Round(time.Millisecond), n, s.afterNote())
 		case !ok:
 			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "no needVoucher within %s; %d messages", t.Stream, n)
 		case e.IsFrame(frame.KindMessage):
 			now := time.Now()
 			if n > 0 || timed {
-				gap = max(gap, now.Sub(prev))
 				s.C.r.served(now.Sub(prev))
 			}
 			prev = now
