@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -163,8 +164,22 @@ var voucher002 = harness.Case{Meta: harness.Meta{ID: "WS-VOUCHER-002", Area: har
 	Source:      "protocol.md §6.9 (pause delivery)"},
 	Run: func(c *harness.C) {
 		s := c.OpenSession(harness.AnyChannel)
+		// The late voucher must echo a live challenge. A short-lived one
+		// (a target serving the expired-challenge case too) is renewed by a
+		// probe in dialect B, as mppx's client does; dialect A binds it to
+		// the connection, where it cannot be renewed.
+		at, err := s.Challenge.ExpiresAt()
+		expires := err == nil && time.Until(at) < c.Timeouts.Withhold+c.Timeouts.Reply
+		if expires && !s.Target.B() {
+			c.NotApplicable("the target's challenge expires in %s, before the %s this case withholds its voucher and a reply are over, and a dialect A challenge cannot be renewed on its connection; give the target a challenge TTL over %s (the expired-challenge case can use a second target URL with a short one)",
+				time.Until(at).Round(time.Millisecond), c.Timeouts.Withhold, c.Timeouts.Withhold+c.Timeouts.Reply)
+		}
 		seen := s.Quiet(c.Timeouts.Withhold, s.Target.Dialect.Unbought())
 		c.Observe("voucher withheld for %s: %d other frames (repeated needVoucher allowed)", c.Timeouts.Withhold, len(seen))
+		if expires {
+			s.Challenge = c.Probe(s.Target, nil)
+			c.Observe("the connection's challenge expired at %s: the late voucher echoes a fresh one from a probe", at.Format(time.RFC3339))
+		}
 		// The pause was a pause: a late voucher resumes the stream,
 		// with exactly what it pays.
 		const k = 3
