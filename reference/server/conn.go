@@ -104,7 +104,14 @@ func (c *conn) run(parent context.Context) {
 	ctx, cancel := context.WithCancel(parent)
 	c.cancel = cancel
 	defer cancel()
-	defer c.ws.CloseNow()
+	defer func() {
+		// A failing close may still be in its handshake, draining what
+		// the peer sent: dropping the socket under it would reset the
+		// connection with input unread, and the peer could lose the error
+		// and close frames already sent (once.Do waits for it).
+		c.close.Do(func() {})
+		c.ws.CloseNow()
+	}()
 	defer c.watchdog.Stop()
 
 	if c.b && c.s.cfg.Fault == FaultGreeting {
