@@ -44,6 +44,8 @@ type ReferenceOptions struct {
 	// Intent keeps only the endpoints of one intent: "charge" or
 	// "session". Default both (dialect B sells sessions only).
 	Intent string
+	// ChallengeTTL, if set, is every endpoint's challenge lifetime.
+	ChallengeTTL time.Duration
 }
 
 // ShortTTL is the challenge lifetime of the reference's short-TTL endpoint.
@@ -100,6 +102,9 @@ func StartReference(o ReferenceOptions) (*Reference, error) {
 		if o.Intent == "" || ep.intent == o.Intent {
 			if o.Messages > 0 {
 				ep.messages = o.Messages
+			}
+			if o.ChallengeTTL > 0 {
+				ep.ttl = o.ChallengeTTL
 			}
 			kept = append(kept, ep)
 		}

@@ -114,6 +114,9 @@ var shapes = map[string]suite.ReferenceOptions{
 	"digit-data":   {DigitData: true},
 	"charge-only":  {Intent: server.IntentCharge},
 	"session-only": {Intent: server.IntentSession},
+	// A small target: every challenge expires within a case, and cases
+	// take turns on one channel, ten messages per connection.
+	"one-channel-short-ttl": {Channels: fixtures.Default()[:1], Messages: 10, ChallengeTTL: 3 * time.Second},
 }
 
 // TestShapes runs the whole suite against every shape of the reference, in

@@ -214,8 +214,15 @@ type Conn struct {
 // for dialect B an HTTP probe of the URL before the upgrade.
 func (c *C) Dial(t *Target) *Conn {
 	c.mu.Lock()
-	name := fmt.Sprintf("c%d", len(c.conns)+1)
+	name, leased := fmt.Sprintf("c%d", len(c.conns)+1), c.lease != nil
 	c.mu.Unlock()
+	if t.Intent == "session" && !leased && t.TTL <= c.r.t.Case && !t.Dialect.probes() {
+		// A dialect A challenge that may expire within a case is issued
+		// only once the case holds a channel: waiting for one held by
+		// another case could outlast it, and it cannot be renewed on its
+		// connection (see Echo).
+		c.Channel(t, AnyChannel)
+	}
 	ctx, cancel := context.WithTimeout(c.Ctx, c.r.t.Connect)
 	defer cancel()
 	var probed mpp.Challenge
@@ -308,6 +315,21 @@ func (cn *Conn) Next(d time.Duration) (peer.Event, bool) {
 		}
 	}
 	return e, true
+}
+
+// Echo is the challenge a valid credential on cn echoes: the newest one,
+// or in a dialect that probes for challenges (B), a fresh one once the
+// newest expires within the reply timeout, as mppx's client re-probes
+// (ws-dialects.md §5 scenario 24).
+func (cn *Conn) Echo() mpp.Challenge {
+	if !cn.Target.Dialect.probes() {
+		return cn.Challenge
+	}
+	if at, err := cn.Challenge.ExpiresAt(); err == nil && time.Until(at) < cn.C.r.t.Reply {
+		cn.Challenge = cn.C.Probe(cn.Target, nil)
+		cn.T.Note("the challenge expires at %s: renewed by a probe", at.Format(time.RFC3339Nano))
+	}
+	return cn.Challenge
 }
 
 // Authorization builds a credential string echoing echo. A payload for a

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,7 +60,7 @@ func (s *Session) Refuse(variant string, payload any) *Session {
 func (s *Session) Barrier(variant string, here bool) *Session {
 	c := s.C
 	g := PlusTicks(s, s.Acct.Accepted, 1)
-	auth := s.Authorization(s.Challenge, s.Voucher(g))
+	auth := s.Authorization(s.Echo(), s.Voucher(g))
 	if err := s.Peer.Send(c.Ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}); err != nil {
 		if !here {
 			c.Failf([]string{"the connection open for the valid voucher of " + g.String()}, "%v", err)
@@ -71,17 +72,15 @@ func (s *Session) Barrier(variant string, here bool) *Session {
 	s.paying(g)
 	s.after = variant
 	defer func() { s.after = "" }()
-	n, refusals := 0, 0
+	n, refusals, extra := 0, 0, s.Extra
 	for {
-		m, nv, end, e := s.read(1-n, 1-n)
+		m, nv, end, e := s.stream(1-n, 1-n)
 		n += m
-		switch end {
-		case endNeedVoucher:
-			c.Check(n == 1, "exactly 1 message for the valid voucher of "+g.String()+" sent after "+variant, "%d messages, then %s", n, e)
-			s.CheckNeedVoucher(nv, g)
+		if end == endNeedVoucher {
+			want := 1 + s.Extra - extra
+			c.Check(n == want, fmt.Sprintf("exactly %d message for the valid voucher of %s sent after %s", want, s.Paid, variant), "%d messages, then %s", n, e)
+			s.CheckNeedVoucher(nv, s.Paid)
 			return s
-		case endStream:
-			s.mustContinue(end, e, n)
 		}
 		switch {
 		case here && e.Closed && n == 0:
@@ -117,6 +116,9 @@ type meter struct {
 	ss   []*Session
 	n    []int
 	last []*frame.NeedVoucher
+	// ended marks connections whose stream the target ended (its limit of
+	// messages per connection): the channel's balance goes on on the others.
+	ended []bool
 }
 
 func NewMeter(c *C, ss ...*Session) *meter {
@@ -131,6 +133,7 @@ func (m *meter) Add(s *Session) {
 	m.ss = append(m.ss, s)
 	m.n = append(m.n, 0)
 	m.last = append(m.last, nil)
+	m.ended = append(m.ended, false)
 }
 
 func (m *meter) Total() int {
@@ -158,7 +161,7 @@ func (m *meter) String() string {
 func (m *meter) poll() {
 	slice := m.c.Timeouts.Quiet / 64
 	for i, s := range m.ss {
-		for {
+		for !m.ended[i] {
 			e, ok := s.Next(slice)
 			if !ok {
 				break
@@ -175,7 +178,11 @@ func (m *meter) poll() {
 			case s.IsAck(e):
 				// Dialect B acknowledges every voucher with a receipt.
 			case s.IsEnd(e):
-				m.c.NotApplicable("the target ended the stream on %s after %d messages, before the balance ran out; start it with more messages per connection (at least 40)", s.Name, s.Delivered)
+				m.ended[i] = true
+				s.T.Note("the target ended the stream on %s; the channel's balance goes on on its other connections", s.Name)
+				if !slices.Contains(m.ended, false) {
+					m.c.NotApplicable("the target ended the stream on every connection of the channel (%s), before the balance ran out; start it with more messages per connection (the reference streams 60)", m)
+				}
 			default:
 				m.c.Failf([]string{"message and needVoucher frames on every connection of the channel"}, "[%s] %s (%s)", s.Name, e, m)
 			}

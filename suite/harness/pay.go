@@ -31,7 +31,7 @@ func (c *C) PayValid(cn *Conn) *Session {
 		s.SendPayload(p)
 		return s
 	}
-	cn.SendCredential(cn.Authorization(cn.Challenge, p))
+	cn.SendCredential(cn.Authorization(cn.Echo(), p))
 	return nil
 }
 

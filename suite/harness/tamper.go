@@ -6,7 +6,7 @@ import "github.com/mppws/conformance/reference/mpp"
 // challenge tamper has changed.
 func (c *C) PayTampered(cn *Conn, tamper func(*mpp.Challenge)) {
 	p, _ := c.ValidPayload(cn)
-	echo := cn.Challenge
+	echo := cn.Echo()
 	tamper(&echo)
 	cn.SendCredential(cn.Authorization(echo, p))
 }

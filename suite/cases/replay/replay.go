@@ -178,7 +178,7 @@ var replay011 = harness.Case{Meta: harness.Meta{ID: "WS-REPLAY-011", Area: harne
 	Run: func(c *harness.C) {
 		cn := c.Dial(c.Target())
 		p, _ := c.ValidPayload(cn)
-		auth := cn.Authorization(cn.Challenge, p)
+		auth := cn.Authorization(cn.Echo(), p)
 		cn.SendCredential(strings.TrimPrefix(auth, "Payment "))
 		cn.ExpectRejected("credential without the Payment scheme")
 	}}
@@ -208,7 +208,7 @@ var replay014 = harness.Case{Meta: harness.Meta{ID: "WS-REPLAY-014", Area: harne
 	Run: func(c *harness.C) {
 		cn := c.Dial(c.Target())
 		payload := map[string]string{"proof": "x", "padding": strings.Repeat("A", 17<<10)}
-		auth := cn.Authorization(cn.Challenge, payload)
+		auth := cn.Authorization(cn.Echo(), payload)
 		c.Check(len(auth) > 16<<10+len("Payment "), "a token over 16 KiB", "%d bytes", len(auth))
 		cn.SendCredential(auth)
 		cn.ExpectRejected("17 KiB credential")
@@ -240,7 +240,7 @@ var replay017 = harness.Case{Meta: harness.Meta{ID: "WS-REPLAY-017", Area: harne
 	Run: func(c *harness.C) {
 		cn := c.Dial(c.Target())
 		p, s := c.ValidPayload(cn)
-		bad := cn.Challenge
+		bad := cn.Echo()
 		bad.Realm = "attacker." + bad.Realm
 		cn.SendCredential(cn.Authorization(bad, p))
 		cn.ExpectRejected("tampered realm")
@@ -248,7 +248,7 @@ var replay017 = harness.Case{Meta: harness.Meta{ID: "WS-REPLAY-017", Area: harne
 		if s != nil {
 			s.SendPayload(p)
 		} else {
-			cn.SendCredential(cn.Authorization(cn.Challenge, p))
+			cn.SendCredential(cn.Authorization(cn.Echo(), p))
 		}
 		c.ExpectServed(cn, s)
 	}}
@@ -261,7 +261,7 @@ var replay018 = harness.Case{Meta: harness.Meta{ID: "WS-REPLAY-018", Area: harne
 		for _, payload := range []string{`"proof"`, `[1,2]`, `null`, `42`} {
 			cn := c.Dial(c.Target())
 			cred := map[string]json.RawMessage{"payload": json.RawMessage(payload)}
-			cred["challenge"], _ = json.Marshal(cn.Challenge)
+			cred["challenge"], _ = json.Marshal(cn.Echo())
 			raw, _ := json.Marshal(cred)
 			cn.SendCredential("Payment " + harness.EncodeToken(raw))
 			cn.ExpectRejected("payload " + payload)

@@ -135,7 +135,7 @@ func robustServesBeside(c *harness.C, t *harness.Target, busy *harness.Conn, s *
 // session it pays from (nil for a charge).
 func robustValidAuth(c *harness.C, cn *harness.Conn) (string, *harness.Session) {
 	p, s := c.ValidPayload(cn)
-	return cn.Authorization(cn.Challenge, p), s
+	return cn.Authorization(cn.Echo(), p), s
 }
 
 // robustFlow is the outcome of one charge flow run off the spec goroutine.
@@ -268,7 +268,7 @@ func robustSessionAuth(s *harness.Session, k int) (string, *big.Int) {
 	if amount.Cmp(s.Acct.Signed) <= 0 {
 		amount.Add(s.Acct.Signed, s.Units(k))
 	}
-	return s.Authorization(s.Challenge, s.Voucher(amount)), amount
+	return s.Authorization(s.Echo(), s.Voucher(amount)), amount
 }
 
 // robustRounds sends one credential per session at once and waits for all.
@@ -645,7 +645,7 @@ var robust005 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-005", Area: harne
 		t := c.Target()
 		cn := c.Dial(t)
 		p, _ := c.ValidPayload(cn)
-		echo := cn.Challenge
+		echo := cn.Echo()
 		echo.ID = harness.ForgedID
 		b, err := t.Dialect.Encode(frame.Frame{Kind: frame.KindCredential, Credential: cn.Authorization(echo, p)})
 		c.Check(err == nil, "a credential frame the suite can encode", "%v", err)
@@ -980,7 +980,7 @@ var robust014 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-014", Area: harne
 		t := c.Connect(s.Ch)
 		// Equal vouchers: each is a valid idempotent retry, so only the
 		// queue limit can refuse them.
-		auth := t.Authorization(t.Challenge, t.Voucher(accepted))
+		auth := t.Authorization(t.Echo(), t.Voucher(accepted))
 		sent := 0
 		for ; sent < 100; sent++ {
 			if t.Peer.Send(c.Ctx, frame.Frame{Kind: frame.KindCredential, Credential: auth}) != nil {
@@ -1024,7 +1024,7 @@ var robust015 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-015", Area: harne
 		s.Paid = amount
 		s.ExpectAck(amount)
 		n, nv := s.ReadUntilNeedVoucher()
-		s.CheckNeedVoucher(nv, amount)
+		s.CheckNeedVoucher(nv.Frame.NeedVoucher, s.Paid)
 		c.Observe("close request first, then a voucher: %d messages streamed", n)
 	}}
 
@@ -1036,7 +1036,7 @@ var robust016 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-016", Area: harne
 		t := c.TargetFor(harness.NeedsSession)
 		s := c.Connect(c.Channel(t, harness.AnyChannel))
 		amount := s.NextAmount()
-		auth := s.Authorization(s.Challenge, s.Voucher(amount))
+		auth := s.Authorization(s.Echo(), s.Voucher(amount))
 		b, _ := frame.B.Encode(frame.Frame{Kind: frame.KindCredential, Credential: auth})
 		if err := s.Peer.SendBinary(c.Ctx, b); err != nil {
 			c.Failf([]string{"the connection open for a binary frame"}, "%v", err)
@@ -1046,7 +1046,7 @@ var robust016 = harness.Case{Meta: harness.Meta{ID: "WS-ROBUST-016", Area: harne
 		case ok && s.IsAck(e):
 			s.Paid = amount
 			n, nv := s.ReadUntilNeedVoucher()
-			s.CheckNeedVoucher(nv, amount)
+			s.CheckNeedVoucher(nv.Frame.NeedVoucher, s.Paid)
 			c.Observe("binary authorization processed as text: receipt, then %d messages", n)
 		case ok:
 			c.Observe("binary authorization refused: %s", e)

@@ -129,20 +129,12 @@ var wire008 = harness.Case{Meta: harness.Meta{ID: "WS-WIRE-008", Area: harness.A
 	Run: func(c *harness.C) {
 		s := c.OpenSession(harness.AnyChannel)
 		s.PayUnits(1)
-		for {
-			e, ok := s.Next(c.Timeouts.Reply)
-			c.Check(ok, "a message and then a needVoucher frame", "silence")
-			if e.IsFrame(frame.KindMessage) || e.IsFrame(frame.KindChallenge) {
-				continue
-			}
-			c.Check(e.IsFrame(frame.KindNeedVoucher), "a needVoucher frame", "%s", e)
-			c.CheckFields("needVoucher", e.Raw, map[string]string{
-				"type": "string", "channelId": "string", "requiredCumulative": "decimal",
-				"acceptedCumulative": "decimal", "deposit": "decimal",
-			})
-			s.CheckNeedVoucher(e.Frame.NeedVoucher, s.Acct.Signed)
-			return
-		}
+		_, e := s.ReadUntilNeedVoucher()
+		c.CheckFields("needVoucher", e.Raw, map[string]string{
+			"type": "string", "channelId": "string", "requiredCumulative": "decimal",
+			"acceptedCumulative": "decimal", "deposit": "decimal",
+		})
+		s.CheckNeedVoucher(e.Frame.NeedVoucher, s.Paid)
 	}}
 
 var wire009 = harness.Case{Meta: harness.Meta{ID: "WS-WIRE-009", Area: harness.AreaWire, Level: harness.MUST, Dialects: harness.A, Needs: harness.NeedsSession,
@@ -219,7 +211,7 @@ var wire012 = harness.Case{Meta: harness.Meta{ID: "WS-WIRE-012", Area: harness.A
 		var obj map[string]any
 		_ = json.Unmarshal(payload, &obj)
 		obj["x-conformance-extra"] = map[string]any{"ignored": true}
-		cred := map[string]any{"challenge": cn.Challenge, "payload": obj, "x-extra": []int{1, 2}}
+		cred := map[string]any{"challenge": cn.Echo(), "payload": obj, "x-extra": []int{1, 2}}
 		if src := c.SourceOf(payload); src != "" {
 			cred["source"] = src
 		}
@@ -342,7 +334,7 @@ var wire019 = harness.Case{Meta: harness.Meta{ID: "WS-WIRE-019", Area: harness.A
 		r := s.ExpectAck(amount)
 		c.Check(r.Units != nil, "numeric units", "no units")
 		n, nv := s.ReadUntilNeedVoucher()
-		s.CheckNeedVoucher(nv, amount)
+		s.CheckNeedVoucher(nv.Frame.NeedVoucher, s.Paid)
 		c.Observe("payment-receipt first (spent %s), then %d messages", r.Spent, n)
 	}}
 
@@ -365,19 +357,11 @@ var wire021 = harness.Case{Meta: harness.Meta{ID: "WS-WIRE-021", Area: harness.A
 	Source:      "ws-dialects.md §2.1 (isNeedVoucherEvent); protocol.md §6.9"},
 	Run: func(c *harness.C) {
 		s := c.OpenSession(harness.AnyChannel)
-		paid := s.PayUnits(1)
-		for {
-			e, ok := s.Next(c.Timeouts.Reply)
-			c.Check(ok, "a message, then a payment-need-voucher frame", "silence")
-			if !e.IsFrame(frame.KindNeedVoucher) {
-				c.Check(e.IsFrame(frame.KindMessage) || s.IsAck(e), "messages and receipts before the need-voucher", "%s", e)
-				continue
-			}
-			obj := c.CheckFields("payment-need-voucher", e.Raw, map[string]string{"mpp": "string", "data": "object"})
-			c.CheckFields("payment-need-voucher data", obj["data"], map[string]string{
-				"channelId": "string", "requiredCumulative": "decimal", "acceptedCumulative": "decimal", "deposit": "decimal",
-			})
-			s.CheckNeedVoucher(e.Frame.NeedVoucher, paid)
-			return
-		}
+		s.PayUnits(1)
+		_, e := s.ReadUntilNeedVoucher()
+		obj := c.CheckFields("payment-need-voucher", e.Raw, map[string]string{"mpp": "string", "data": "object"})
+		c.CheckFields("payment-need-voucher data", obj["data"], map[string]string{
+			"channelId": "string", "requiredCumulative": "decimal", "acceptedCumulative": "decimal", "deposit": "decimal",
+		})
+		s.CheckNeedVoucher(e.Frame.NeedVoucher, s.Paid)
 	}}
