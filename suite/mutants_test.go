@@ -23,7 +23,7 @@ import (
 // handshake) is absent from that dialect's table.
 var mutants = map[string]map[server.Fault][]string{
 	"a": {
-		server.FaultForgedID:        {"WS-REPLAY-001", "WS-REPLAY-010"},
+		server.FaultForgedID:        {"WS-REPLAY-001", "WS-REPLAY-010", "WS-ROBUST-005"},
 		server.FaultSkipEcho:        {"WS-REPLAY-002", "WS-REPLAY-003", "WS-REPLAY-004", "WS-REPLAY-005", "WS-REPLAY-006", "WS-REPLAY-015", "WS-REPLAY-016"},
 		server.FaultOtherConnection: {"WS-REPLAY-007", "WS-REPLAY-008"},
 		server.FaultExpired:         {"WS-REPLAY-009"},
@@ -68,7 +68,7 @@ var mutants = map[string]map[server.Fault][]string{
 		server.FaultConnectionCap:       {"WS-ROBUST-007"},
 	},
 	"b": {
-		server.FaultForgedID:             {"WS-REPLAY-001", "WS-REPLAY-010"},
+		server.FaultForgedID:             {"WS-REPLAY-001", "WS-REPLAY-010", "WS-ROBUST-005"},
 		server.FaultSkipEcho:             {"WS-REPLAY-002", "WS-REPLAY-003", "WS-REPLAY-004", "WS-REPLAY-005"},
 		server.FaultExpired:              {"WS-REPLAY-009"},
 		server.FaultOverDeliver:          {"WS-VOUCHER-001"},

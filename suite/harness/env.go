@@ -26,6 +26,9 @@ type Run struct {
 	dialect string
 	wallet  *wallet
 	dialer  *connect.Dialer
+	// closing counts close handshakes still waiting on a target that did
+	// not answer in time; Close waits for them.
+	closing sync.WaitGroup
 
 	mu       sync.Mutex
 	setupErr error // set by a case that found the target unusable (exit 3)
@@ -89,7 +92,10 @@ func NewRun(ctx context.Context, cfg Config) (*Run, error) {
 }
 
 // Close releases the run's idle probe connections.
-func (r *Run) Close() { r.dialer.Close() }
+func (r *Run) Close() {
+	r.closing.Wait()
+	r.dialer.Close()
+}
 
 // Config is the run's configuration, with its defaults applied.
 func (r *Run) Config() Config { return r.cfg }

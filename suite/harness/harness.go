@@ -111,6 +111,9 @@ func (c *C) close() {
 		wg.Go(cn.CloseNormally)
 	}
 	wg.Wait()
+	for _, cn := range conns {
+		c.r.closing.Go(func() { <-cn.Closed() })
+	}
 	if l != nil {
 		time.Sleep(c.r.t.Quiet / 3)
 		l.release()
@@ -233,6 +236,9 @@ func (c *C) Dial(t *Target) *Conn {
 	if err != nil {
 		c.Failf([]string{"a WebSocket upgrade"}, "%v", err)
 	}
+	// A close is answered at once by a target that reads; one that does
+	// not costs the case no more than this.
+	p.CloseWait = c.r.t.Reply / 2
 	cn := &Conn{Peer: p, C: c, Target: t, Name: name, Seen: map[frame.Kind]int{}, Challenge: probed}
 	c.mu.Lock()
 	c.conns = append(c.conns, cn)

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/mppws/conformance/reference/frame"
@@ -26,13 +27,15 @@ func (c *C) ValidPayload(cn *Conn) (any, *Session) {
 
 // PayValid sends a valid credential on cn, echoing its challenge.
 func (c *C) PayValid(cn *Conn) *Session {
-	p, s := c.ValidPayload(cn)
-	if s != nil {
-		s.SendPayload(p)
-		return s
+	if cn.Target.Intent == "charge" {
+		cn.SendCredential(cn.Authorization(cn.Echo(), TestPayload))
+		return nil
 	}
-	cn.SendCredential(cn.Authorization(cn.Echo(), p))
-	return nil
+	s := c.SessionOn(cn, c.Channel(cn.Target, AnyChannel))
+	amount := s.NextAmount()
+	s.Send(s.Voucher(amount))
+	s.paying(amount) // the stream it buys is due from now
+	return s
 }
 
 // ExpectServed expects the paid flow to run: for a charge, every message
@@ -59,14 +62,34 @@ func (c *C) ExpectServed(cn *Conn, s *Session) int {
 		c.Check(n >= 1, "at least one message for a voucher of one tick", "%d messages", n)
 		return n
 	}
+	// A charge streams its messages as the reply to the credential: the
+	// first frame is due within the reply timeout plus the target's pace,
+	// each next one within the reply timeout plus four times the pace, the
+	// whole stream within the stream timeout.
 	n := 0
-	deadline := time.Now().Add(c.r.t.Stream)
+	start := time.Now()
+	stop, prev := start.Add(c.r.t.Stream), start
 	for {
+		gap := c.r.t.Reply + c.r.pace()
+		if n > 0 {
+			gap = c.r.t.Reply + 4*c.r.pace()
+		}
+		deadline := prev.Add(gap)
+		if stop.Before(deadline) {
+			deadline = stop
+		}
 		e, ok := cn.Next(time.Until(deadline))
 		switch {
+		case !ok && deadline.Before(stop):
+			c.Failf([]string{fmt.Sprintf("message frames, then a receipt, with no pause over %s (the reply timeout plus the target's pace)", gap.Round(time.Millisecond))}, "silence for %s after %d messages", time.Since(prev).Round(time.Millisecond), n)
 		case !ok:
-			c.Failf([]string{"message frames, then a receipt within " + c.r.t.Stream.String()}, "silence after %d messages", n)
+			c.Failf([]string{"message frames, then a receipt within " + c.r.t.Stream.String()}, "%d messages, no receipt", n)
 		case e.IsFrame(frame.KindMessage):
+			now := time.Now()
+			if n > 0 {
+				c.r.served(now.Sub(prev))
+			}
+			prev = now
 			n++
 		case e.IsFrame(frame.KindReceipt):
 			c.Check(n >= 1, "at least one message before the receipt", "receipt after %d messages", n)

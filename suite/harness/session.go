@@ -407,7 +407,8 @@ const (
 // arrived (owed >= 0: the balance is spent), the needVoucher or the end of
 // the stream within the reply timeout plus its pace (the slowest it has
 // been to deliver a message in this run, this read included); after any
-// message, the next frame within the reply timeout plus four times its pace.
+// message, or a voucher just sent, the next frame within the reply timeout
+// plus four times its pace.
 func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end streamEnd, last peer.Event) {
 	t := s.C.r.t
 	start := time.Now()
@@ -425,7 +426,7 @@ func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end stream
 		switch {
 		case n == owed:
 			deadline = now.Add(t.Reply + pace)
-		case n > 0:
+		case n > 0 || timed:
 			deadline = now.Add(t.Reply + 4*pace)
 		}
 		if stop.Before(deadline) {
@@ -441,7 +442,7 @@ func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end stream
 				"nothing for %s after message %d%s", time.Since(prev).Round(time.Millisecond), n, s.afterNote())
 		case !ok && deadline.Before(stop):
 			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out, with no pause in the stream over " + (t.Reply + 4*s.C.r.pace()).Round(time.Millisecond).String() + " (the reply timeout plus four times the target's pace; --timeout-scale for slower streams)"},
-				"the stream stalled: nothing for %s after message %d%s", time.Since(prev).Round(time.Millisecond), n, s.afterNote())
+				"the stream stalled: nothing for %s after %s%s", time.Since(prev).Round(time.Millisecond), s.since(n), s.afterNote())
 		case !ok:
 			s.C.Failf([]string{"message frames, then a needVoucher when the balance runs out"}, "no needVoucher within %s; %d messages", t.Stream, n)
 		case e.IsFrame(frame.KindMessage):
@@ -478,6 +479,14 @@ func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end stream
 			s.C.Failf([]string{"message frames, then a needVoucher"}, "%s after %d messages", e, n)
 		}
 	}
+}
+
+// since names what a stall followed: message n, or the voucher paid.
+func (s *Session) since(n int) string {
+	if n == 0 && s.Paid != nil {
+		return "the voucher of " + s.Paid.String()
+	}
+	return fmt.Sprintf("message %d", n)
 }
 
 // afterNote names the refused variant a barrier follows, if any.

@@ -68,6 +68,11 @@ type Peer struct {
 	done    chan struct{}
 	T       *Transcript
 	closed  sync.Once
+	// CloseWait bounds how long CloseNormally waits for the target's close
+	// frame (zero: coder/websocket's 5 s); the handshake then goes on in
+	// the background until Closed.
+	CloseWait time.Duration
+	closeEnd  chan struct{}
 }
 
 // Dial connects to url with opts (TLS, headers, subprotocols; nil for the
@@ -82,7 +87,7 @@ func Dial(ctx context.Context, url string, d frame.Dialect, t *Transcript, name 
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
 	ws.SetReadLimit(ReadLimit)
-	p := &Peer{ws: ws, dialect: d, start: t.start, inbox: make(chan Event, 4096), done: make(chan struct{}), T: t.named(name)}
+	p := &Peer{ws: ws, dialect: d, start: t.start, inbox: make(chan Event, 4096), done: make(chan struct{}), closeEnd: make(chan struct{}), T: t.named(name)}
 	p.T.note("connected to %s", url)
 	go p.read()
 	return p, nil
@@ -191,14 +196,33 @@ func (p *Peer) Close() {
 	p.closed.Do(func() {
 		p.T.note("harness closes the connection")
 		p.ws.CloseNow()
+		close(p.closeEnd)
 	})
 }
+
+// Closed is closed once a close the harness started has ended.
+func (p *Peer) Closed() <-chan struct{} { return p.closeEnd }
 
 // CloseNormally performs a close handshake with 1000.
 func (p *Peer) CloseNormally() {
 	p.closed.Do(func() {
 		p.T.note("harness closes with 1000")
-		p.ws.Close(websocket.StatusNormalClosure, "")
+		go func() {
+			defer close(p.closeEnd)
+			p.ws.Close(websocket.StatusNormalClosure, "")
+		}()
+		if p.CloseWait <= 0 {
+			<-p.closeEnd
+			return
+		}
+		select {
+		case <-p.closeEnd:
+		case <-time.After(p.CloseWait):
+			// A wedged target never answers. The close frame is out, so
+			// it has learnt that the connection is over; coder/websocket
+			// gives up waiting on its own (and cannot be hurried).
+			p.T.note("no close frame back within %s: the harness goes on", p.CloseWait)
+		}
 	})
 }
 
