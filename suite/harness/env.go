@@ -51,6 +51,17 @@ func (r *Run) pace() time.Duration {
 	return r.slowest
 }
 
+// due is when a frame the target owes since from is late: within the reply
+// timeout plus paces times its pace, and never after stop (the bound of the
+// whole stream).
+func (r *Run) due(from time.Time, paces int, stop time.Time) time.Time {
+	d := from.Add(r.t.Reply + time.Duration(paces)*r.pace())
+	if stop.Before(d) {
+		return stop
+	}
+	return d
+}
+
 // NoData is how long a case watches for data that an input must not buy:
 // the quiet window, plus four times the target's pace in this run, at most
 // half the reply timeout (all of it before the first measurement). Data

@@ -32,9 +32,7 @@ func (c *C) PayValid(cn *Conn) *Session {
 		return nil
 	}
 	s := c.SessionOn(cn, c.Channel(cn.Target, AnyChannel))
-	amount := s.NextAmount()
-	s.Send(s.Voucher(amount))
-	s.paying(amount) // the stream it buys is due from now
+	s.pay(s.NextAmount())
 	return s
 }
 
@@ -70,18 +68,15 @@ func (c *C) ExpectServed(cn *Conn, s *Session) int {
 	start := time.Now()
 	stop, prev := start.Add(c.r.t.Stream), start
 	for {
-		gap := c.r.t.Reply + c.r.pace()
+		paces := 1
 		if n > 0 {
-			gap = c.r.t.Reply + 4*c.r.pace()
+			paces = 4
 		}
-		deadline := prev.Add(gap)
-		if stop.Before(deadline) {
-			deadline = stop
-		}
+		deadline := c.r.due(prev, paces, stop)
 		e, ok := cn.Next(time.Until(deadline))
 		switch {
 		case !ok && deadline.Before(stop):
-			c.Failf([]string{fmt.Sprintf("message frames, then a receipt, with no pause over %s (the reply timeout plus the target's pace)", gap.Round(time.Millisecond))}, "silence for %s after %d messages", time.Since(prev).Round(time.Millisecond), n)
+			c.Failf([]string{fmt.Sprintf("message frames, then a receipt, with no pause over %s (the reply timeout plus %d times the target's pace)", deadline.Sub(prev).Round(time.Millisecond), paces)}, "silence for %s after %d messages", time.Since(prev).Round(time.Millisecond), n)
 		case !ok:
 			c.Failf([]string{"message frames, then a receipt within " + c.r.t.Stream.String()}, "%d messages, no receipt", n)
 		case e.IsFrame(frame.KindMessage):

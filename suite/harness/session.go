@@ -281,8 +281,7 @@ func (c *C) OpenSession(f ChannelFilter) *Session {
 		if amount.Cmp(s.Ch.Deposit) > 0 {
 			c.NotApplicable("fixture channel %s has used up its deposit of %s in this run (next voucher %s); give the target channels with larger deposits", s.Ch.Name, s.Ch.Deposit, amount)
 		}
-		s.Send(s.Voucher(amount))
-		s.paying(amount)
+		s.pay(amount)
 		bound := UnitsBetween(s, amount, floor)
 		n, nv, end, e := s.read(-1, bound)
 		switch end {
@@ -377,9 +376,14 @@ func (s *Session) PayUnits(k int) *big.Int {
 		// the voucher is new funds.
 		amount.Add(s.Acct.Signed, s.Units(k))
 	}
+	s.pay(amount)
+	return amount
+}
+
+// pay sends a voucher of amount on purpose: what it buys is due from now.
+func (s *Session) pay(amount *big.Int) {
 	s.Send(s.Voucher(amount))
 	s.paying(amount)
-	return amount
 }
 
 // paying records the voucher of amount just sent on purpose.
@@ -421,15 +425,12 @@ func (s *Session) read(limit, owed int) (n int, nv frame.NeedVoucher, end stream
 	}
 	var deadline time.Time
 	due := func(now time.Time) {
-		pace := s.C.r.pace()
-		deadline = stop
 		switch {
 		case n == owed:
-			deadline = now.Add(t.Reply + pace)
+			deadline = s.C.r.due(now, 1, stop)
 		case n > 0 || timed:
-			deadline = now.Add(t.Reply + 4*pace)
-		}
-		if stop.Before(deadline) {
+			deadline = s.C.r.due(now, 4, stop)
+		default:
 			deadline = stop
 		}
 	}
@@ -565,8 +566,7 @@ func (s *Session) resume(n int) int {
 	s.C.Observe("the target ended a stream after %d messages on one connection; the case went on on a new connection, paying %d ticks more", n, extra)
 	s.CloseNormally()
 	s.Conn = s.C.Dial(s.Target)
-	s.Send(s.Voucher(amount))
-	s.paying(amount)
+	s.pay(amount)
 	s.Extra += extra
 	return extra
 }
