@@ -219,11 +219,7 @@ func (c *C) Dial(t *Target) *Conn {
 	c.mu.Lock()
 	name, leased := fmt.Sprintf("c%d", len(c.conns)+1), c.lease != nil
 	c.mu.Unlock()
-	if t.Intent == "session" && !leased && t.TTL <= c.r.t.Case && !t.Dialect.probes() {
-		// A dialect A challenge that may expire within a case is issued
-		// only once the case holds a channel: waiting for one held by
-		// another case could outlast it, and it cannot be renewed on its
-		// connection (see Echo).
+	if !leased && c.leaseBeforeDial(t) {
 		c.Channel(t, AnyChannel)
 	}
 	ctx, cancel := context.WithTimeout(c.Ctx, c.r.t.Connect)
@@ -256,6 +252,16 @@ func (c *C) Dial(t *Target) *Conn {
 		c.Failf([]string{"a challenge frame first"}, "%s", e)
 	}
 	return cn
+}
+
+// leaseBeforeDial tells whether a case must hold its channel before it
+// dials t: a dialect A challenge that may expire within a case is issued
+// only once the case holds a channel, since waiting for one held by another
+// case could outlast it and it cannot be renewed on its connection (see
+// Echo). Otherwise a case dials first, so that a target that sends no
+// challenge fails it without holding a channel other cases wait for.
+func (c *C) leaseBeforeDial(t *Target) bool {
+	return t.Intent == "session" && t.TTL <= c.r.t.Case && !t.Dialect.probes()
 }
 
 // Probe fetches a fresh challenge from a dialect B target's HTTP twin.

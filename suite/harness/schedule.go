@@ -74,11 +74,15 @@ func NewScheduler(r *Run, defs []Case, shuffle bool, seed int64) *Scheduler {
 			rng.Shuffle(len(p), func(i, k int) { p[i], p[k] = p[k], p[i] })
 		}
 	}
+	// Long cases start first, so that the run does not end waiting on one,
+	// and so do cases that lease several channels at once: started among
+	// the others, they wait until enough channels are free together.
+	first := func(j *job) bool { return j.def.Long || j.def.Channels > 1 }
 	slices.SortStableFunc(sc.phases[Concurrent], func(x, y *job) int {
 		switch {
-		case x.def.Long == y.def.Long:
+		case first(x) == first(y):
 			return 0
-		case x.def.Long:
+		case first(x):
 			return -1
 		}
 		return 1

@@ -269,8 +269,15 @@ func (c *C) Connect(ch fixtures.Channel) *Session {
 // are for what a case buys itself.
 func (c *C) OpenSession(f ChannelFilter) *Session {
 	t := c.TargetFor(NeedsSession)
+	var cn *Conn
+	if !c.leaseBeforeDial(t) {
+		cn = c.Dial(t)
+	}
 	ch := c.Channel(t, f)
-	s := c.Connect(ch)
+	if cn == nil {
+		cn = c.Dial(t)
+	}
+	s := c.SessionOn(cn, ch)
 	a := s.Acct
 	floor := new(big.Int).Set(a.Spent)
 	// A balance left over by an earlier case may outlast one connection's
