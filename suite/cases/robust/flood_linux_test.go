@@ -45,7 +45,7 @@ func TestFloodFillsSendBuffer(t *testing.T) {
 
 	// As the case floods (the suite's quiet window as the stall window),
 	// with no budget to run out first.
-	f := bare.flood(1<<30/robustPongFrame, 300*time.Millisecond, 2*time.Second, 10*time.Second)
+	f := bare.flood(1<<30/robustPongFrame, 300*time.Millisecond, 2*time.Second, time.Now().Add(10*time.Second))
 	if !f.stalled {
 		t.Fatalf("the flood did not stall: %s", f)
 	}
