@@ -385,10 +385,10 @@ func (e *entry) snapshot() State {
 
 // race is RacyCharge's defect: the last unit is deducted in a second
 // critical section, and the gap stays open until a second charge has passed
-// the same check, or for a quarter of a second: two connections metering
-// one channel at once charge far closer together than that, so both take
-// it, and a lone connection only waits. e.mu is held on entry and on
-// return.
+// the same check, or for 100 ms: two connections metering one channel at
+// once charge far closer together than that (microseconds; still well
+// within it on a loaded -race build), so both take it, and a lone
+// connection only waits. e.mu is held on entry and on return.
 func (e *entry) race() {
 	if e.racer != nil { // the second charge: both deduct
 		close(e.racer)
@@ -400,7 +400,7 @@ func (e *entry) race() {
 	e.mu.Unlock()
 	select {
 	case <-r:
-	case <-time.After(250 * time.Millisecond):
+	case <-time.After(100 * time.Millisecond):
 	}
 	e.mu.Lock()
 	if e.racer == r {
