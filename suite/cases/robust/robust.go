@@ -164,9 +164,10 @@ func robustChargeFlow(ctx context.Context, tm harness.Timeouts, opts *websocket.
 		return r
 	}
 	defer p.Close()
-	e, ok := p.Next(tm.Connect)
+	// As for every dial: the challenge is a reply to the upgrade.
+	e, ok := p.Next(tm.Reply)
 	if !ok {
-		r.err = fmt.Errorf("no challenge within %s", tm.Connect)
+		r.err = fmt.Errorf("no challenge within %s of the upgrade", tm.Reply)
 		return r
 	}
 	if !e.IsFrame(frame.KindChallenge) || e.Frame.ChallengeError != "" {
