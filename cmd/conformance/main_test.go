@@ -188,3 +188,17 @@ func TestServeInAnotherProcess(t *testing.T) {
 		t.Fatalf("suite against serve: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// TestUsedTargetIsASetupError runs the suite twice against one server: the
+// second run finds the channels holding vouchers it never signed, which no
+// verdict can account for, and stops with exit 3 saying why.
+func TestUsedTargetIsASetupError(t *testing.T) {
+	url := serveHere(t)
+	if code, stdout, stderr := cli(t, url, "WS-VOUCHER-001"); code != exitOK {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr := cli(t, url, "WS-VOUCHER-001")
+	if code != exitSetup || !strings.Contains(stderr, "was the target used before this run") {
+		t.Fatalf("second run: exit %d, want %d naming the used target\n%s\n%s", code, exitSetup, stdout, stderr)
+	}
+}

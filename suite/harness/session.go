@@ -305,6 +305,12 @@ func (c *C) OpenSession(f ChannelFilter) *Session {
 			s.Close()
 			s = c.Connect(ch)
 		case endRefused:
+			if e.Closed && e.Code < 0 {
+				// A dropped socket refuses nothing: the target went away
+				// (crashed, or something between cut it), which says
+				// nothing about what it knows of the channel.
+				c.Failf([]string{fmt.Sprintf("messages for a voucher of %s, one tick above everything the suite signed, then a needVoucher", amount)}, "%s", e)
+			}
 			if a.ceiling.Cmp(a.Signed) <= 0 {
 				c.SetupFailed("the target refused a voucher of %s on channel %s, one tick above everything this run signed for it (%s): was the target used before this run, or does it not know the channel? Start it fresh, and pass --channels with the channels it knows", amount, s.Ch.ID, e)
 			}
