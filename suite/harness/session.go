@@ -269,14 +269,11 @@ func (c *C) Connect(ch fixtures.Channel) *Session {
 // are for what a case buys itself.
 func (c *C) OpenSession(f ChannelFilter) *Session {
 	t := c.TargetFor(NeedsSession)
-	var cn *Conn
-	if !c.leaseBeforeDial(t) {
-		cn = c.Dial(t)
+	if c.leaseBeforeDial(t) {
+		c.Channel(t, f) // before Dial leases any channel, which may not match f
 	}
+	cn := c.Dial(t)
 	ch := c.Channel(t, f)
-	if cn == nil {
-		cn = c.Dial(t)
-	}
 	s := c.SessionOn(cn, ch)
 	a := s.Acct
 	floor := new(big.Int).Set(a.Spent)
